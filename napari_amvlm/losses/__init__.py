@@ -1,0 +1,1 @@
+"""Losses: one module per loss, each returning a dict of named terms plus ``loss``."""

@@ -1,0 +1,82 @@
+"""Vision encoder: a ViT with a CLS token and, by default, a strided convolutional stem."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import VisionConfig
+from .outputs import VisionOutput
+
+
+class ConvStem(nn.Module):
+    """Convolutional stem with one token per patch: a (patch/4)-strided patchify convolution, then two stride-2
+    3x3 convolutions (BN, GELU) ending at ``width`` channels. Cheaper than a full stride-2 stack at full
+    resolution, and still better than a single linear patch projection when training from scratch."""
+
+    def __init__(self, cfg: VisionConfig):
+        super().__init__()
+        if cfg.patch_size < 4:
+            raise ValueError("the conv stem needs patch_size >= 4")
+        first = cfg.patch_size // 4
+        c1, c2 = max(cfg.width // 4, 16), max(cfg.width // 2, 16)
+        self.body = nn.Sequential(
+            nn.Conv2d(cfg.in_channels, c1, first, stride=first, bias=False), nn.BatchNorm2d(c1), nn.GELU(),
+            nn.Conv2d(c1, c2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c2), nn.GELU(),
+            nn.Conv2d(c2, cfg.width, 3, stride=2, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block (self-attention + MLP)."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float, dropout: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width)
+        self.attn = nn.MultiheadAttention(width, heads, dropout=dropout, batch_first=True)
+        self.norm2 = nn.LayerNorm(width)
+        hidden = int(width * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, width))
+
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.norm1(x)
+        x = x + self.attn(h, h, h, key_padding_mask=key_padding_mask, need_weights=False)[0]
+        return x + self.mlp(self.norm2(x))
+
+
+class VisionEncoder(nn.Module):
+    """ViT: image (B, C, H, W) in [0, 1] -> CLS (B, D) and patch tokens (B, P, D)."""
+
+    def __init__(self, cfg: VisionConfig):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.conv_stem:
+            self.stem: nn.Module = ConvStem(cfg)
+        else:
+            self.stem = nn.Conv2d(cfg.in_channels, cfg.width, cfg.patch_size, stride=cfg.patch_size)
+        n = cfg.grid * cfg.grid
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.width))
+        self.pos_embed = nn.Parameter(torch.randn(1, n + 1, cfg.width) * 0.02)
+        self.blocks = nn.ModuleList(Block(cfg.width, cfg.heads, cfg.mlp_ratio, cfg.dropout) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(cfg.width)
+        self.register_buffer("mean", torch.tensor(cfg.mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg.std).view(1, -1, 1, 1), persistent=False)
+        nn.init.normal_(self.cls_token, std=0.02)
+
+    def forward(self, images: torch.Tensor) -> VisionOutput:
+        cfg = self.cfg
+        if images.ndim != 4 or images.shape[1] != cfg.in_channels:
+            raise ValueError(f"expected images of shape (B, {cfg.in_channels}, H, W), got {tuple(images.shape)}")
+        if images.shape[-2:] != (cfg.image_size, cfg.image_size):
+            raise ValueError(f"expected {cfg.image_size}x{cfg.image_size} images, got {tuple(images.shape[-2:])}")
+        x = self.stem((images - self.mean) / self.std)  # (B, D, g, g)
+        b, d, gh, gw = x.shape
+        x = x.flatten(2).transpose(1, 2)  # (B, P, D)
+        x = torch.cat([self.cls_token.expand(b, -1, -1), x], dim=1) + self.pos_embed
+        for block in self.blocks:
+            x = block(x)
+        x = self.norm(x)
+        return VisionOutput(cls=x[:, 0], patches=x[:, 1:], grid=(gh, gw))

@@ -1,0 +1,1 @@
+"""Training loops, each a generator of typed progress events (see ``events.py``)."""

@@ -1,0 +1,124 @@
+"""Stage 1: AMVLM pre-training on image-text pairs, as a generator of typed events.
+
+    for ev in pretrain(["data/qata/train"], "models/mine", AMVLMConfig(), PretrainConfig(epochs=1)):
+        print(format_event(ev))
+
+Writes ``config.json`` + ``model.safetensors`` (at every epoch end and at the end) and a resumable
+``resume.safetensors`` every ``checkpoint_every`` steps; every write is atomic. The data order and the
+augmentations are a function of (seed, step), so a resumed run continues exactly where the killed one was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from ..config import AMVLMConfig, PretrainConfig
+from ..data.dataset import ImageTextDataset, collate
+from ..data.transforms import PairTransform, photometric_view
+from ..device import autocast, resolve_device
+from ..losses.total import amvlm_loss
+from ..model.amvlm import AMVLM
+from ..model.hub import check_state, save_model, trained_state
+from .checkpoint import RESUME_NAME, load_resume, save_resume
+from .events import CheckpointEvent, DoneEvent, StartEvent, StepEvent
+from .schedule import warmup_cosine
+
+
+def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+    """The batches of one epoch: a seeded permutation, last incomplete batch dropped (contrastive losses need B>1)."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    perm = torch.randperm(n, generator=g)
+    size = min(batch_size, n)
+    return [perm[i : i + size] for i in range(0, n - size + 1, size)]
+
+
+def _load_batch(ds: ImageTextDataset, idx: torch.Tensor, transform: PairTransform, g: torch.Generator) -> dict:
+    items = []
+    for i in idx.tolist():
+        item = ds[i]
+        item["image"], item["mask"], item["text"] = transform(item["image"], item["mask"], item["text"], generator=g)
+        items.append(item)
+    return collate(items)
+
+
+def _optimizer(model: AMVLM, cfg: PretrainConfig) -> torch.optim.Optimizer:
+    text, rest = model.trainable_parameters()
+    groups = [{"params": rest, "lr": cfg.lr, "base_lr": cfg.lr}]
+    if text:
+        groups.append({"params": text, "lr": cfg.text_lr, "base_lr": cfg.text_lr})
+    return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+
+
+def pretrain(data: list[str | Path] | str | Path, out: str | Path, model_cfg: AMVLMConfig | None = None,
+             train_cfg: PretrainConfig | None = None, device: str = "auto", resume: bool = False,
+             max_steps: int | None = None, limit: int | None = None) -> Iterator[object]:
+    """Pre-train AMVLM; ``max_steps`` stops early (a short run), ``limit`` uses only the first N pairs."""
+    model_cfg = model_cfg or AMVLMConfig()
+    train_cfg = train_cfg or PretrainConfig()
+    out = Path(out)
+    dev = resolve_device(device)
+    if train_cfg.num_threads:
+        torch.set_num_threads(train_cfg.num_threads)
+    ds = ImageTextDataset(data, size=model_cfg.vision.image_size)
+    n = len(ds) if limit is None else min(limit, len(ds))
+    if n < 2:
+        raise ValueError(f"pre-training needs at least 2 image-text pairs, found {n}")
+    torch.manual_seed(train_cfg.seed)
+    model = AMVLM(model_cfg).to(dev)
+    opt = _optimizer(model, train_cfg)
+    steps_per_epoch = len(_batches(n, train_cfg.batch_size, train_cfg.seed, 0))
+    total = steps_per_epoch * train_cfg.epochs
+    if max_steps is not None:
+        total = min(total, max_steps)
+    step = 0
+    resume_path = out / RESUME_NAME
+    if resume and resume_path.is_file():
+        state, opt_state, meta = load_resume(resume_path)
+        check_state(model, state, str(resume_path))
+        model.load_state_dict(state, strict=False)
+        opt.load_state_dict(opt_state)
+        step = int(meta["step"])
+    transform = PairTransform(hflip_p=train_cfg.hflip_p, vflip_p=0.0)
+    yield StartEvent(total_steps=total, start_step=step, device=str(dev), n_samples=n)
+    t_start = time.perf_counter()
+    model.train()
+    while step < total:
+        epoch, pos = divmod(step, steps_per_epoch)
+        idx = _batches(n, train_cfg.batch_size, train_cfg.seed, epoch)[pos]
+        g = torch.Generator().manual_seed(train_cfg.seed * 7_919 + step)
+        t0 = time.perf_counter()
+        batch = _load_batch(ds, idx, transform, g)
+        images = batch["image"].to(dev, non_blocking=True)
+        texts = batch["text"]
+        for group in opt.param_groups:
+            group["lr"] = group["base_lr"] * warmup_cosine(step, total, train_cfg.warmup_steps)
+        with autocast(dev):
+            emb = model(images, texts, with_dist=not train_cfg.global_only)
+            aug = None
+            if not train_cfg.global_only:
+                view = photometric_view(images, generator=g, strength=model_cfg.loss.icl_strength)
+                aug = model(view, texts, with_dist=False)
+            losses = amvlm_loss(model, model_cfg.loss, emb, texts, aug, global_only=train_cfg.global_only)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_([p for grp in opt.param_groups for p in grp["params"]], 5.0)
+        opt.step()
+        step += 1
+        dt = time.perf_counter() - t0
+        yield StepEvent(step=step, total_steps=total, epoch=epoch + 1,
+                        losses={k: float(v.detach()) for k, v in losses.items()},
+                        lr=opt.param_groups[0]["lr"], images_per_s=len(texts) / max(dt, 1e-9))
+        epoch_end = step % steps_per_epoch == 0 or step == total
+        if step % train_cfg.checkpoint_every == 0 or epoch_end:
+            save_resume(resume_path, trained_state(model), opt, {"step": step, "epoch": epoch})
+            yield CheckpointEvent(step=step, path=resume_path, kind="resume")
+        if epoch_end:
+            model.eval()
+            save_model(model, out, {"step": str(step), "epochs": str(train_cfg.epochs)})
+            model.train()
+            yield CheckpointEvent(step=step, path=out, kind="model")
+    yield DoneEvent(steps=step, wall_s=time.perf_counter() - t_start, out=out)

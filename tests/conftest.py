@@ -1,0 +1,34 @@
+"""Shared fixtures: tiny model configs (seconds on a CPU) and the real data folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+SAMPLE_DATA = ROOT / "sample_data"
+
+
+def shared_data(*parts: str) -> Path:
+    """A folder of the real data next to the repository, or skip the test saying why."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not available at {path} (see GUIDE §3)")
+    return path
+
+
+@pytest.fixture
+def tiny_cfg():
+    from napari_amvlm.config import AMVLMConfig, HeadConfig, TextConfig, VisionConfig
+
+    return AMVLMConfig(
+        vision=VisionConfig(image_size=32, patch_size=8, width=32, depth=1, heads=2),
+        text=TextConfig(trainable_layers=1, max_length=24),
+        head=HeadConfig(embed_dim=16, hidden_dim=32, pdt_heads=2),
+    )
