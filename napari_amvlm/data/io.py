@@ -1,0 +1,91 @@
+"""Read images and masks from disk and turn them into model input (no Qt, no napari)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import skimage.io
+import skimage.transform
+
+PERCENTILES = (1.0, 99.8)  # robust intensity range for non-8-bit images
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image as stored (any format scikit-image reads, e.g. PNG or TIFF)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    return np.asarray(skimage.io.imread(str(path)))
+
+
+def _to_hwc(img: np.ndarray) -> np.ndarray:
+    """Return ``img`` as (H, W, 3): gray repeated, RGB kept, RGBA without alpha, channel-first moved last."""
+    if img.ndim == 3 and img.shape[0] in (1, 3, 4) and min(img.shape[1:]) > 4:
+        img = np.moveaxis(img, 0, -1)  # channel-first (C, H, W)
+    if img.ndim == 2:
+        return np.repeat(img[..., None], 3, axis=-1)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        return np.repeat(img, 3, axis=-1)
+    if img.ndim == 3 and img.shape[-1] == 3:
+        return img
+    if img.ndim == 3 and img.shape[-1] == 4:
+        return img[..., :3]
+    raise ValueError(
+        f"unsupported image shape {img.shape}: expected gray (H, W) or (H, W, 1), RGB (H, W, 3) "
+        "or RGBA (H, W, 4)"
+    )
+
+
+def _scale_intensity(img: np.ndarray) -> np.ndarray:
+    """Map intensities to float32 [0, 1]: uint8 / 255, anything else by a robust percentile range."""
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) / 255.0
+    x = np.nan_to_num(img.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = np.percentile(x, PERCENTILES)
+    if hi <= lo:  # fewer than ~0.2 % of pixels differ: fall back to the full range
+        lo, hi = float(x.min()), float(x.max())
+    if hi <= lo:
+        return np.zeros_like(x)
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+
+
+def to_model_input(img: np.ndarray, size: int) -> np.ndarray:
+    """Convert an image as stored into float32 (3, size, size) in [0, 1].
+
+    Gray is repeated to three channels, RGBA drops alpha; uint8 is divided by 255, other dtypes are
+    min-max scaled between the 1st and 99.8th percentiles (so dim 16-bit fluorescence stays visible);
+    then resized bilinearly with anti-aliasing.
+    """
+    img = _to_hwc(np.asarray(img))
+    x = _scale_intensity(img)
+    if x.shape[:2] != (size, size):
+        x = skimage.transform.resize(
+            x, (size, size, 3), order=1, anti_aliasing=True, preserve_range=True
+        ).astype(np.float32)
+    return np.ascontiguousarray(np.clip(x, 0.0, 1.0).transpose(2, 0, 1), dtype=np.float32)
+
+
+def mask_to_bool(mask: np.ndarray, size: int | None = None) -> np.ndarray:
+    """Any non-zero pixel is foreground (binary or instance labels); optional nearest resize to size²."""
+    mask = np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[-1] in (3, 4):
+        mask = mask[..., :3].any(axis=-1)  # colour-saved mask; alpha ignored
+    elif mask.ndim == 3 and mask.shape[-1] == 1:
+        mask = mask[..., 0]
+    if mask.ndim != 2:
+        raise ValueError(f"unsupported mask shape {mask.shape}: expected (H, W)")
+    fg = mask != 0
+    if size is not None and fg.shape != (size, size):
+        fg = skimage.transform.resize(
+            fg.astype(np.uint8), (size, size), order=0, anti_aliasing=False, preserve_range=True
+        ) > 0
+    return fg
+
+
+def read_mask(path: str | Path, size: int | None = None) -> np.ndarray:
+    """Read a mask as bool (size, size) (nearest-neighbour resize; None keeps the stored size)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"mask file not found: {path}")
+    return mask_to_bool(skimage.io.imread(str(path)), size)

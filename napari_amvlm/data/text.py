@@ -1,0 +1,84 @@
+"""Rewrite positional words in captions when the image is flipped.
+
+In the AMVLM datasets "left/right/upper/lower" name the *image's* sides as displayed (GUIDE §2.6), so a
+horizontal flip must swap left and right in the caption and a vertical flip must swap upper and lower.
+"""
+
+from __future__ import annotations
+
+import re
+
+_HORIZONTAL = {
+    "left": "right",
+    "right": "left",
+    "leftmost": "rightmost",
+    "rightmost": "leftmost",
+}
+_VERTICAL = {
+    "upper": "lower",
+    "lower": "upper",
+    "top": "bottom",
+    "bottom": "top",
+    "uppermost": "lowermost",
+    "lowermost": "uppermost",
+    "topmost": "bottommost",
+    "bottommost": "topmost",
+    "above": "below",
+    "below": "above",
+}
+# Words that tie a caption to a place in the image: geometry that cannot be rewritten must be skipped.
+_POSITIONAL = set(_HORIZONTAL) | set(_VERTICAL) | {"middle", "center", "centre", "central"}
+# QaTa lists lung zones top to bottom ("upper middle lower left lung"); keep that order after a flip.
+_ZONE_ORDER = {"upper": 0, "middle": 1, "lower": 2}
+
+_POSITIONAL_RE = re.compile(r"\b(" + "|".join(sorted(_POSITIONAL, key=len, reverse=True)) + r")\b", re.I)
+_ZONE_RUN_RE = re.compile(r"\b(?:upper|middle|lower)(?:\s+(?:upper|middle|lower))+\b", re.I)
+
+
+def _match_case(template: str, word: str) -> str:
+    """Return ``word`` written in the case pattern of ``template`` (lower, UPPER or Title)."""
+    if template.isupper() and len(template) > 1:
+        return word.upper()
+    if template[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
+
+
+def _swap(s: str, table: dict[str, str]) -> str:
+    """Swap every whole word of ``s`` found in ``table`` (case-insensitive, case-preserving)."""
+    pattern = re.compile(r"\b(" + "|".join(sorted(table, key=len, reverse=True)) + r")\b", re.I)
+    return pattern.sub(lambda m: _match_case(m.group(0), table[m.group(0).lower()]), s)
+
+
+def _canonical_zone_order(s: str) -> str:
+    """Sort runs of zone words into upper, middle, lower order ("lower middle upper" -> "upper middle lower")."""
+
+    def fix(m: re.Match) -> str:
+        words = m.group(0).split()
+        ordered = sorted(words, key=lambda w: _ZONE_ORDER[w.lower()])
+        return " ".join(_match_case(old, new.lower()) for old, new in zip(words, ordered))
+
+    return _ZONE_RUN_RE.sub(fix, s)
+
+
+def flip_text_horizontal(s: str) -> str:
+    """Caption of the horizontally flipped image: swap left <-> right (whole words, case kept).
+
+    >>> flip_text_horizontal("upper left lung")
+    'upper right lung'
+    """
+    return _swap(s, _HORIZONTAL)
+
+
+def flip_text_vertical(s: str) -> str:
+    """Caption of the vertically flipped image: swap upper <-> lower, top <-> bottom, above <-> below.
+
+    "middle" stays. Runs of lung zones are re-sorted top to bottom so the caption keeps the dataset's
+    grammar: "upper middle left lung" -> "middle lower left lung".
+    """
+    return _canonical_zone_order(_swap(s, _VERTICAL))
+
+
+def is_positional(s: str) -> bool:
+    """Whether the caption names a place in the image (left/right/upper/lower/top/bottom/middle/center...)."""
+    return _POSITIONAL_RE.search(s) is not None
