@@ -71,9 +71,8 @@ def pretrain(data: list[str | Path] | str | Path, out: str | Path, model_cfg: AM
     model = AMVLM(model_cfg).to(dev)
     opt = _optimizer(model, train_cfg)
     steps_per_epoch = len(_batches(n, train_cfg.batch_size, train_cfg.seed, 0))
-    total = steps_per_epoch * train_cfg.epochs
-    if max_steps is not None:
-        total = min(total, max_steps)
+    planned = steps_per_epoch * train_cfg.epochs  # the lr schedule spans the planned run
+    total = planned if max_steps is None else min(planned, max_steps)
     step = 0
     resume_path = out / RESUME_NAME
     if resume and resume_path.is_file():
@@ -95,7 +94,8 @@ def pretrain(data: list[str | Path] | str | Path, out: str | Path, model_cfg: AM
         images = batch["image"].to(dev, non_blocking=True)
         texts = batch["text"]
         for group in opt.param_groups:
-            group["lr"] = group["base_lr"] * warmup_cosine(step, total, train_cfg.warmup_steps)
+            group["lr"] = group["base_lr"] * warmup_cosine(step, planned, train_cfg.warmup_steps)
+        torch.manual_seed(train_cfg.seed * 7_919 + step)  # dropout too is a function of (seed, step)
         with autocast(dev):
             emb = model(images, texts, with_dist=not train_cfg.global_only)
             aug = None

@@ -1,0 +1,57 @@
+"""``amvlm pretrain``: stage-1 AMVLM pre-training from one or more image-text folders."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .config import AMVLMConfig, PretrainConfig, from_dict, save_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="pre-train the vision-language model on image-text pairs",
+                       description="Pre-train AMVLM (global + CSS + ICL losses) on folders holding an "
+                                   "image,mask,text CSV. Writes OUT/config.json and OUT/model.safetensors.")
+    p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="folders with an image,mask,text CSV")
+    p.add_argument("--out", required=True, metavar="DIR", help="model folder to write (e.g. models/NAME)")
+    p.add_argument("--epochs", type=int, default=PretrainConfig.epochs)
+    p.add_argument("--batch-size", type=int, default=PretrainConfig.batch_size)
+    p.add_argument("--lr", type=float, default=PretrainConfig.lr)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/resume.safetensors if present")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (short runs)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N pairs")
+    p.add_argument("--seed", type=int, default=PretrainConfig.seed)
+    p.add_argument("--global-only", action="store_true", help="ablation: train the global InfoNCE term only")
+    p.add_argument("--model-config", metavar="JSON", help="AMVLMConfig as JSON (sizes, loss weights)")
+    p.add_argument("--checkpoint-every", type=int, default=PretrainConfig.checkpoint_every,
+                   help="steps between resumable checkpoints")
+    p.add_argument("--log-every", type=int, default=10, help="print one progress line every N steps")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .training.events import CheckpointEvent, StepEvent, format_event
+    from .training.pretrain import pretrain
+
+    model_cfg = AMVLMConfig()
+    if args.model_config:
+        model_cfg = from_dict(AMVLMConfig, json.loads(Path(args.model_config).read_text()))
+    train_cfg = PretrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                               checkpoint_every=args.checkpoint_every,
+                               global_only=args.global_only)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_json(train_cfg, out / "pretrain_config.json")
+    for ev in pretrain(args.data, out, model_cfg, train_cfg, device=args.device, resume=args.resume,
+                       max_steps=args.max_steps, limit=args.limit):
+        if isinstance(ev, StepEvent) and not (ev.step % args.log_every == 0 or ev.step == ev.total_steps):
+            continue
+        if isinstance(ev, CheckpointEvent) and ev.kind == "resume":
+            continue
+        line = format_event(ev)
+        if line:
+            print(line, flush=True)
+    return 0
+

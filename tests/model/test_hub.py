@@ -1,0 +1,68 @@
+"""Model folders: damaged, truncated or mismatched checkpoints give a clear error, never a deep traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from napari_amvlm.cli import main
+from napari_amvlm.model.amvlm import AMVLM
+from napari_amvlm.model.hub import ModelLoadError, load_model, save_model
+
+
+@pytest.fixture
+def saved(tiny_cfg, tmp_path):
+    torch.manual_seed(0)
+    model = AMVLM(tiny_cfg).eval()
+    save_model(model, tmp_path / "m")
+    return tmp_path / "m"
+
+
+def test_roundtrip(saved):
+    model = load_model(saved)
+    assert model.cfg.vision.width == 32
+
+
+def test_truncated_weights(saved):
+    w = saved / "model.safetensors"
+    w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
+    with pytest.raises(ModelLoadError, match="damaged or truncated"):
+        load_model(saved)
+
+
+def test_mismatched_config(saved):
+    cfg = json.loads((saved / "config.json").read_text())
+    cfg["model"]["vision"]["width"] = 64
+    (saved / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match="does not match its config"):
+        load_model(saved)
+
+
+def test_not_a_model_folder(tmp_path):
+    with pytest.raises(ModelLoadError, match="not found"):
+        load_model(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="config.json is missing"):
+        load_model(tmp_path / "empty")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="not valid JSON"):
+        load_model(tmp_path / "bad")
+
+
+def test_unknown_config_field(saved):
+    cfg = json.loads((saved / "config.json").read_text())
+    cfg["model"]["vision"]["colour"] = 1
+    (saved / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="unknown VisionConfig fields: colour"):
+        load_model(saved)
+
+
+def test_cli_reports_a_damaged_resume_file_in_one_line(saved, tmp_path, capsys):
+    (saved / "resume.safetensors").write_bytes(b"garbage")
+    code = main(["pretrain", "--data", "sample_data/qata", "--out", str(saved), "--resume", "--max-steps", "1",
+                 "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 1 and "damaged" in err and "Traceback" not in err
