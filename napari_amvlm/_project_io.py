@@ -1,0 +1,255 @@
+"""File-level helpers of the annotation project store: hashing, reading images into 2D planes, checking
+and exporting masks, durable atomic files and the writer lock. No zarr here (that is ``storage.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+try:  # POSIX advisory locks; released by the kernel when a process dies, even by SIGKILL
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+MASK_PREFIXES = ("mask_", "mask-")  # stripped when matching mask files to image names
+MASK_SUFFIXES = ("_mask", "-mask", "_label", "_labels")
+
+
+# --------------------------------------------------------------------------------------------- hashing
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes, read in 1 MiB pieces."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_pixels(array: np.ndarray) -> str:
+    """sha256 of an array's dtype, shape and C-order bytes (independent of the file format)."""
+    a = np.ascontiguousarray(array)
+    h = hashlib.sha256(f"{a.dtype.str}|{a.shape}|".encode())
+    h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def slug(name: str, limit: int = 60) -> str:
+    """A file-system safe version of ``name`` (letters, digits, '.', '_', '-')."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:limit] or "image"
+
+
+# ---------------------------------------------------------------------------------------------- images
+@dataclass
+class ImagePlane:
+    """One 2D image ready to be stored: gray (H, W) or colour (H, W, C)."""
+
+    data: np.ndarray
+    name: str  # proposed name (file stem, plus "_z0003" for a slice of a stack)
+    rgb: bool
+    source: str | None = None
+    slice: int | None = None
+    n_slices: int = 1
+    file_sha256: str | None = None
+
+
+def split_planes(array: np.ndarray, name: str, rgb: bool | None = None) -> list[ImagePlane]:
+    """Split an image into 2D planes: (H, W), (H, W, C), (Z, H, W) or (Z, H, W, C) with C in {3, 4}.
+
+    ``rgb=None`` guesses: a last axis of length 3 or 4 holds colours. Stacks become one plane per slice.
+    """
+    a = np.asarray(array)
+    if a.dtype == bool:
+        a = a.astype(np.uint8)
+    if a.dtype.kind not in "uif":
+        raise ValueError(f"{name}: unsupported pixel type {a.dtype}")
+    if a.ndim >= 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if rgb is None:
+        rgb = a.ndim in (3, 4) and a.shape[-1] in (3, 4)
+    if rgb and (a.ndim not in (3, 4) or a.shape[-1] not in (3, 4)):
+        raise ValueError(f"{name}: rgb=True needs a last axis of 3 or 4 channels, got shape {a.shape}")
+    plane_ndim = 3 if rgb else 2
+    if a.ndim == plane_ndim:
+        return [ImagePlane(a, name, rgb)]
+    if a.ndim == plane_ndim + 1:
+        n = a.shape[0]
+        return [ImagePlane(a[i], f"{name}_z{i:04d}", rgb, slice=i, n_slices=n) for i in range(n)]
+    raise ValueError(f"{name}: cannot store an image of shape {a.shape} (2D, RGB or a stack of them)")
+
+
+def read_image_file(path: str | os.PathLike, rgb: bool | None = None) -> list[ImagePlane]:
+    """Read any file scikit-image reads and split it into planes that remember their source."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such image file: {path}")
+    planes = split_planes(read_pixels(path), path.stem, rgb)
+    digest = sha256_file(path)
+    for p in planes:
+        p.source, p.file_sha256 = str(path.resolve()), digest
+    return planes
+
+
+def list_image_files(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Image files (by suffix) in ``folder``, sorted by name; hidden files are skipped."""
+    folder = Path(folder)
+    it = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(
+        p for p in it if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
+
+
+# ----------------------------------------------------------------------------------------------- masks
+def label_dtype(max_value: int) -> np.dtype:
+    """Smallest unsigned dtype that holds ``max_value``."""
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if max_value <= np.iinfo(dt).max:
+            return np.dtype(dt)
+    raise ValueError(f"label value {max_value} does not fit in 32 bits")
+
+
+def normalize_mask(mask: Any, plane_shape: tuple[int, int]) -> tuple[np.ndarray, int | None, str | None]:
+    """Check a label mask; return (stored array, foreground, source dtype).
+
+    Masks are integer labels, 0 = background, of the image's (H, W) shape. A binary mask {0, v} (v >= 1) is
+    stored as 0/1 uint8 with ``foreground = v``; a boolean mask has no foreground (None); any other mask
+    (instance labels) keeps its values. The source dtype (unsigned integer masks only) is remembered, so
+    that export gives back the same values in the same type.
+    """
+    m = np.asarray(mask)
+    if m.dtype == bool:
+        m, source = m.astype(np.uint8), None
+    elif m.dtype.kind not in "ui":
+        raise ValueError(f"a mask must hold integer labels, got dtype {m.dtype} (threshold probabilities first)")
+    else:
+        source = m.dtype.name if m.dtype.kind == "u" else None
+    if m.shape != tuple(plane_shape):
+        raise ValueError(f"mask shape {m.shape} does not match the image's {tuple(plane_shape)}")
+    if m.size and m.min() < 0:
+        raise ValueError("a mask cannot hold negative labels")
+    top = int(m.max()) if m.size else 0
+    if top >= 1 and np.array_equal(m == 0, m != top):
+        return (m == top).astype(np.uint8), top, source
+    return m.astype(source or label_dtype(top), copy=False), None, source
+
+
+def export_values(mask: np.ndarray, foreground: int | None, source_dtype: str | None = None) -> np.ndarray:
+    """The pixel values a mask is exported with: a binary 0/1 mask becomes 0/``foreground``; the values are
+    cast to ``source_dtype`` (the type the mask was imported with) when they fit, else to the smallest type."""
+    m = np.asarray(mask)
+    top = int(m.max()) if m.size else 0
+    if top <= 1 and foreground is not None:
+        m, top = m.astype(label_dtype(foreground)) * label_dtype(foreground).type(foreground), foreground
+    if source_dtype is not None and top <= np.iinfo(source_dtype).max:
+        return m.astype(source_dtype, copy=False)
+    return m.astype(label_dtype(top), copy=False)
+
+
+def read_pixels(path: Path) -> np.ndarray:
+    """Pixels of an image file: TIFF through tifffile (pages stay the first axis), the rest through
+    scikit-image. Raises ValueError for unreadable files."""
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            return np.asarray(tifffile.imread(path))
+        from skimage import io as skio
+
+        return np.asarray(skio.imread(str(path)))
+    except Exception as err:  # the readers raise many types; report one clear line
+        raise ValueError(f"cannot read {path} as an image: {err}") from err
+
+
+def write_mask_file(path: Path, mask: np.ndarray) -> None:
+    """Write a 2D label mask as PNG (up to 16 bit) or TIFF (up to 32 bit), atomically."""
+    suffix = path.suffix.lower()
+    tmp = path.with_name(path.name + ".part" + suffix)
+    if suffix == ".png":
+        if mask.dtype.itemsize > 2:
+            raise ValueError(f"{path.name}: labels above 65535 do not fit in a PNG; export as TIFF")
+        import imageio.v3 as iio
+
+        iio.imwrite(tmp, mask, extension=".png")
+    elif suffix in (".tif", ".tiff"):
+        import tifffile
+
+        tifffile.imwrite(tmp, mask)
+    else:
+        raise ValueError(f"unsupported mask format {suffix!r} (use png or tif)")
+    os.replace(tmp, path)
+
+
+def mask_stem(path: Path, prefix: str | None = None) -> str:
+    """The image name a mask file refers to: its stem without a mask prefix/suffix."""
+    stem = path.stem
+    if prefix:
+        return stem.removeprefix(prefix)
+    for p in MASK_PREFIXES:
+        if stem.startswith(p):
+            return stem[len(p):]
+    for s in MASK_SUFFIXES:
+        if stem.endswith(s):
+            return stem[: -len(s)]
+    return stem
+
+
+# ------------------------------------------------------------------------------------ durable files
+def fsync_path(path: str | os.PathLike) -> None:
+    """fsync a file or a directory (directories: where the OS allows it)."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if os.path.isdir(path) else os.O_RDONLY
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # pragma: no cover - e.g. directories on Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: str | os.PathLike) -> None:
+    """fsync every file and directory under ``root`` (deepest first), then ``root`` itself."""
+    for dirpath, _dirs, files in os.walk(root, topdown=False):
+        for f in files:
+            fsync_path(os.path.join(dirpath, f))
+        fsync_path(dirpath)
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON to a temporary file, fsync it, rename it over ``path`` and fsync the folder.
+
+    A reader sees either the old file or the new one, never a mix, whenever the writer dies.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, sort_keys=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_path(path.parent)
+
+
+@contextlib.contextmanager
+def locked(lock_path: Path) -> Iterator[bool]:
+    """Hold an exclusive advisory lock on ``lock_path`` (blocks); yields False where locks are unavailable."""
+    if fcntl is None:  # pragma: no cover
+        yield False
+        return
+    with open(lock_path, "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield True
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

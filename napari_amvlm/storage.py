@@ -1,0 +1,458 @@
+"""The annotation project store: images, human labels, predictions, pseudo-labels, prompts, model versions
+and training rounds, with provenance. The only module of napari-amvlm that imports zarr.
+
+On disk a project is a folder::
+
+    <project>/amvlm-project.json   the manifest: every record, and the names of the arrays that hold data
+    <project>/arrays/<name>/        one zarr array (zarr format 2) per image or mask; never changed once named
+    <project>/.lock                 advisory lock taken by writers
+
+**Commit protocol.** A change writes its new arrays under fresh names, fsyncs them, then replaces the
+manifest atomically (temporary file, fsync, ``os.replace``, fsync of the folder). The manifest is the commit
+point: readers trust only what it names, so a writer killed at any moment (even by SIGKILL) leaves the last
+committed state; arrays it had half written are unreferenced and removed by the next writer. Superseded
+predictions and pseudo-labels stay on disk for ``trash_grace_s`` seconds (lazy views held by a viewer keep
+working) and are then deleted. Human labels are never deleted: a newer correction moves the older one to the
+image's history.
+
+**Human labels.** Only :meth:`Project.mark_corrected` (and :meth:`Project.import_masks`, which calls it) writes
+the human slot, and it requires a person as author. Model writers (:meth:`Project.write_prediction`,
+:meth:`Project.write_pseudo_label`, :meth:`Project.record_round`) have no way to address that slot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from ._project_catalog import ProjectCatalog
+from ._project_io import (
+    fsync_path,
+    fsync_tree,
+    list_image_files,
+    locked,
+    normalize_mask,
+    read_image_file,
+    sha256_pixels,
+    slug,
+    split_planes,
+    write_json_atomic,
+)
+from ._project_records import (
+    CorruptProjectError,
+    ImageRecord,
+    MaskKind,
+    MaskRecord,
+    ModelRecord,
+    NotAProjectError,
+    ProjectError,
+    ProjectVersionError,
+    PromptRecord,
+    Provenance,
+    RoundRecord,
+    Status,
+    utc_now,
+)
+from ._project_transfer import MaskImport
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "CorruptProjectError",
+    "ImageRecord",
+    "MaskImport",
+    "MaskKind",
+    "MaskRecord",
+    "ModelRecord",
+    "NotAProjectError",
+    "Project",
+    "ProjectError",
+    "ProjectVersionError",
+    "PromptRecord",
+    "Provenance",
+    "RoundRecord",
+    "Status",
+    "is_project",
+]  # fmt: skip
+
+MANIFEST_NAME = "amvlm-project.json"
+FORMAT_NAME = "napari-amvlm-project"
+FORMAT_VERSION = 1
+ARRAYS_DIR = "arrays"
+LOCK_NAME = ".lock"
+CHUNK = 512  # chunk side in pixels: a 4096x4096 image is 64 chunks, each read only when needed
+_ZARR_KW = {"zarr_format": 2} if int(zarr.__version__.split(".")[0]) >= 3 else {}
+
+
+def is_project(path: str | os.PathLike) -> bool:
+    """Cheap check (no validation): does ``path`` (a folder or its manifest) look like a project?"""
+    path = Path(path)
+    manifest = path if path.name == MANIFEST_NAME else path / MANIFEST_NAME
+    try:
+        with open(manifest, encoding="utf-8") as f:
+            return json.load(f).get("format") == FORMAT_NAME
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _read_manifest(root: Path) -> dict[str, Any]:
+    """Read and check the manifest of ``root``; raises a :class:`ProjectError` subclass, writes nothing."""
+    if not root.exists():
+        raise FileNotFoundError(f"no such project folder: {root}")
+    manifest = root / MANIFEST_NAME
+    if not root.is_dir() or not manifest.is_file():
+        raise NotAProjectError(f"{root} is not an annotation project (no {MANIFEST_NAME})")
+    try:
+        m = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise CorruptProjectError(f"{manifest} cannot be read as JSON: {err}") from err
+    if not isinstance(m, dict) or m.get("format") != FORMAT_NAME:
+        raise NotAProjectError(f"{root} is not an annotation project ({MANIFEST_NAME} is not ours)")
+    version = m.get("format_version")
+    if not isinstance(version, int):
+        raise CorruptProjectError(f"{manifest} has no valid format_version")
+    if version > FORMAT_VERSION:
+        raise ProjectVersionError(
+            f"{root} uses project format {version}, newer than the {FORMAT_VERSION} this napari-amvlm reads; "
+            "upgrade napari-amvlm to open it"
+        )
+    for key in ("images", "models", "rounds", "trash"):
+        m.setdefault(key, [] if key == "rounds" else {})
+    return m
+
+
+def _array_meta(path: Path) -> tuple[tuple[int, ...], str]:
+    """(shape, dtype) of a zarr array from its metadata file alone (format 2 or 3), without zarr."""
+    for meta_name, dtype_key in ((".zarray", "dtype"), ("zarr.json", "data_type")):
+        meta = path / meta_name
+        if meta.is_file():
+            d = json.loads(meta.read_text(encoding="utf-8"))
+            return tuple(d["shape"]), np.dtype(d[dtype_key]).name
+    raise CorruptProjectError(f"the array {path.name} named in the manifest is missing from {path.parent}")
+
+
+class Project(ProjectCatalog):
+    """An annotation project folder. Create with :meth:`create`, open with :meth:`open`.
+
+    Every change is one transaction (methods open one themselves; group many with :meth:`transaction`):
+    it takes the writer lock, picks up commits made by other processes, and commits atomically at the end.
+    Arrays are returned as lazy, read-only zarr arrays: slicing reads only the chunks needed.
+    """
+
+    trash_grace_s: float = 300.0  # seconds a superseded prediction/pseudo-label array is kept before deletion
+    batch_size: int = 256  # images per commit when adding a folder
+
+    def __init__(self, root: Path, manifest: dict[str, Any], writable: bool) -> None:
+        self.root = root
+        self.writable = writable
+        self._rlock = threading.RLock()
+        self._depth = 0
+        self._dirty = False
+        self._new_arrays: list[str] = []
+        self._set_manifest(manifest)
+
+    # ----------------------------------------------------------------------------------- create / open
+    @classmethod
+    def create(cls, path: str | os.PathLike, name: str | None = None) -> Project:
+        """Create an empty project in ``path`` (a new or empty folder)."""
+        root = Path(path)
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise ProjectError(f"{root} already exists and is not an empty folder")
+        (root / ARRAYS_DIR).mkdir(parents=True, exist_ok=True)
+        (root / LOCK_NAME).touch()
+        now = utc_now()
+        manifest = {
+            "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "generation": 0,
+            "name": name or root.resolve().name, "created": now, "updated": now,
+            "images": {}, "models": {}, "rounds": [], "trash": {},
+        }  # fmt: skip
+        write_json_atomic(root / MANIFEST_NAME, manifest)
+        return cls(root, manifest, writable=True)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, mode: str = "r+", validate: bool = True) -> Project:
+        """Open a project folder (or its manifest file). ``mode`` is "r" (read only) or "r+".
+
+        Raises :class:`NotAProjectError`, :class:`ProjectVersionError` or (``validate``: arrays missing or of
+        the wrong shape) :class:`CorruptProjectError`. Opening never writes anything.
+        """
+        if mode not in ("r", "r+"):
+            raise ValueError(f"mode must be 'r' or 'r+', not {mode!r}")
+        root = Path(path)
+        root = root.parent if root.name == MANIFEST_NAME else root
+        project = cls(root, _read_manifest(root), writable=mode == "r+")
+        if validate:
+            project.validate()
+        return project
+
+    def validate(self) -> None:
+        """Check that every array the manifest names exists with the recorded shape and dtype."""
+        for image_id, entry in self._m["images"].items():
+            rec = ImageRecord.from_dict(entry)
+            self._check_array(rec.array, rec.shape, rec.dtype, f"image {image_id}")
+            for mask in self._mask_dicts(entry):
+                what = f"{mask['kind']} mask of {image_id}"
+                self._check_array(mask["array"], rec.plane_shape, mask["dtype"], what)
+
+    def _check_array(self, name: str, shape: tuple[int, ...], dtype: str, what: str) -> None:
+        found_shape, found_dtype = _array_meta(self.root / ARRAYS_DIR / name)
+        if found_shape != tuple(shape) or found_dtype != dtype:
+            raise CorruptProjectError(
+                f"{self.root}: the {what} is stored as {found_dtype}{list(found_shape)} but the manifest "
+                f"says {dtype}{list(shape)}"
+            )
+
+    @staticmethod
+    def _mask_dicts(entry: dict[str, Any]) -> list[dict[str, Any]]:
+        return [*entry["masks"].values(), *entry["human_history"]]
+
+    def _set_manifest(self, manifest: dict[str, Any]) -> None:
+        self._m = manifest
+        self._by_sha = {e["sha256"]: i for i, e in manifest["images"].items()}
+        self._names = {e["name"] for e in manifest["images"].values()}
+        self._stat = self._manifest_stat()
+
+    def _manifest_stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.root / MANIFEST_NAME)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def refresh(self) -> bool:
+        """Re-read the manifest if another process committed since; returns True when it did."""
+        with self._rlock:
+            if self._depth or self._manifest_stat() == self._stat:
+                return False
+            self._set_manifest(_read_manifest(self.root))
+            return True
+
+    # ---------------------------------------------------------------------------------- transactions
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Project]:
+        """Group changes into one atomic commit (re-entrant). On an exception nothing is committed."""
+        if not self.writable:
+            raise ProjectError(f"{self.root} was opened read-only")
+        with self._rlock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self
+                finally:
+                    self._depth -= 1
+                return
+            with locked(self.root / LOCK_NAME) as have_lock:
+                self.refresh()
+                self._depth, self._dirty, self._new_arrays = 1, False, []
+                try:
+                    yield self
+                except BaseException:
+                    self._depth = 0
+                    self._abort()
+                    raise
+                self._depth = 0
+                if self._dirty:
+                    self._commit()
+                if have_lock:
+                    self._remove_orphans()
+
+    def _abort(self) -> None:
+        for name in self._new_arrays:
+            shutil.rmtree(self.root / ARRAYS_DIR / name, ignore_errors=True)
+        self._new_arrays = []
+        self._set_manifest(_read_manifest(self.root))
+
+    def _commit(self) -> None:
+        arrays = self.root / ARRAYS_DIR
+        for name in self._new_arrays:
+            fsync_tree(arrays / name)
+        fsync_path(arrays)
+        now = time.time()
+        expired = [a for a, t in self._m["trash"].items() if now - t >= self.trash_grace_s]
+        for a in expired:
+            del self._m["trash"][a]
+        self._m["generation"] += 1
+        self._m["updated"] = utc_now()
+        write_json_atomic(self.root / MANIFEST_NAME, self._m)  # the commit point
+        self._new_arrays, self._dirty = [], False
+        self._stat = self._manifest_stat()
+        for a in expired:
+            shutil.rmtree(arrays / a, ignore_errors=True)
+
+    def _referenced_arrays(self) -> set[str]:
+        names = set(self._m["trash"])
+        for entry in self._m["images"].values():
+            names.add(entry["array"])
+            names.update(m["array"] for m in self._mask_dicts(entry))
+        return names
+
+    def _remove_orphans(self) -> None:
+        """Delete arrays and temporary files that no commit names (left by a writer that died)."""
+        keep = self._referenced_arrays()
+        for p in (self.root / ARRAYS_DIR).iterdir():
+            if p.name not in keep:
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        for p in self.root.glob(f".{MANIFEST_NAME}.*.tmp"):
+            p.unlink(missing_ok=True)
+
+    def compact(self) -> None:
+        """Delete superseded arrays now, without waiting for ``trash_grace_s``."""
+        with self.transaction():
+            self._dirty = bool(self._m["trash"])
+            for a in self._m["trash"]:
+                self._m["trash"][a] = 0.0
+
+    # ------------------------------------------------------------------------------------- arrays
+    def _write_array(self, data: np.ndarray, kind: str) -> str:
+        name = f"{kind}-{uuid.uuid4().hex}"
+        chunks = tuple(min(CHUNK, s) for s in data.shape[:2]) + tuple(data.shape[2:])
+        self._new_arrays.append(name)
+        z = zarr.open_array(
+            str(self.root / ARRAYS_DIR / name), mode="w-", shape=data.shape, chunks=chunks,
+            dtype=data.dtype, **_ZARR_KW,
+        )  # fmt: skip
+        z[...] = data
+        return name
+
+    def _open_array(self, name: str) -> zarr.Array:
+        return zarr.open_array(str(self.root / ARRAYS_DIR / name), mode="r")
+
+    def add_image(self, image: str | os.PathLike | np.ndarray, *, name: str | None = None,
+                  rgb: bool | None = None) -> list[str]:  # fmt: skip
+        """Add an image file or array; a stack adds one image per slice. Returns the ids, in slice order.
+
+        An image whose pixels are already in the project is not added twice: its existing id is returned.
+        """
+        if isinstance(image, (str, os.PathLike)):
+            planes = read_image_file(image, rgb)
+        else:
+            planes = split_planes(np.asarray(image), name or "image", rgb)
+        with self.transaction():
+            return [self._add_plane(p) for p in planes]
+
+    def add_images(self, items: Iterable[str | os.PathLike | np.ndarray] | str | os.PathLike, *,
+                   recursive: bool = False, rgb: bool | None = None) -> list[str]:  # fmt: skip
+        """Add files, folders (their image files, sorted) and arrays; commits every ``batch_size`` items."""
+        if isinstance(items, (str, os.PathLike)):
+            items = [items]
+        expanded: list[Any] = []
+        for item in items:
+            is_dir = isinstance(item, (str, os.PathLike)) and Path(item).is_dir()
+            expanded.extend(list_image_files(item, recursive) if is_dir else [item])
+        ids: list[str] = []
+        for start in range(0, len(expanded), self.batch_size):
+            with self.transaction():
+                for item in expanded[start : start + self.batch_size]:
+                    ids.extend(self.add_image(item, rgb=rgb))
+        return ids
+
+    def _add_plane(self, plane: Any) -> str:
+        digest = sha256_pixels(plane.data)
+        if digest in self._by_sha:
+            return self._by_sha[digest]
+        name = slug(plane.name)
+        if name in self._names:
+            name = f"{name}_{digest[:8]}"
+        image_id = f"{name}-{digest[:10]}"
+        data = plane.data
+        finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
+        rec = ImageRecord(
+            id=image_id, name=name, source=plane.source, slice=plane.slice, n_slices=plane.n_slices,
+            sha256=digest, file_sha256=plane.file_sha256, shape=tuple(data.shape), dtype=data.dtype.name,
+            rgb=plane.rgb, vmin=float(finite.min()) if finite.size else 0.0,
+            vmax=float(finite.max()) if finite.size else 0.0, array=self._write_array(data, "img"),
+            added=utc_now(),
+        )  # fmt: skip
+        self._m["images"][image_id] = {**rec.to_dict(), "masks": {}, "human_history": [], "prompts": []}
+        self._by_sha[digest] = image_id
+        self._names.add(name)
+        self._dirty = True
+        return image_id
+
+    def read_image(self, image_id: str) -> zarr.Array:
+        """The pixels of an image as a lazy read-only zarr array ((H, W) or (H, W, C))."""
+        return self._open_array(self._entry(image_id)["array"])
+
+    def read_mask(self, image_id: str, kind: MaskKind | str) -> zarr.Array | None:
+        """An image's mask of ``kind`` ("human", "prediction", "pseudo_label") as a lazy array, or None."""
+        rec = self.mask_record(image_id, kind)
+        return self._open_array(rec.array) if rec else None
+
+    def read_mask_record(self, record: MaskRecord) -> zarr.Array:
+        """The array of any mask record, e.g. an older human label from :meth:`human_history`."""
+        return self._open_array(record.array)
+
+    def mark_corrected(self, image_id: str, mask: Any = None, *, author: str, note: str = "") -> MaskRecord:
+        """Store ``mask`` as the human label of an image, written by the person ``author``.
+
+        The only way to write a human label. ``mask=None`` accepts the current prediction as it is. The
+        previous human label, if any, is kept in :meth:`human_history`.
+        """
+        with self.transaction():
+            rec = self.image(image_id)
+            extra: dict[str, Any] = {}
+            if mask is None:
+                pred = self.mask_record(image_id, MaskKind.PREDICTION)
+                if pred is None:
+                    raise ProjectError(f"{image_id} has no prediction to accept; pass the corrected mask")
+                data, foreground, source = np.asarray(self._open_array(pred.array)[...]), None, None
+                p = pred.provenance
+                extra = {"prompt": p.prompt, "model": p.model, "round": p.round}
+                note = note or "accepted the prediction unchanged"
+            else:
+                data, foreground, source = normalize_mask(mask, rec.plane_shape)
+            provenance = Provenance.person(author, note=note, **extra)
+            return self._store_mask(image_id, MaskKind.HUMAN, data, provenance, foreground, source)
+
+    def write_prediction(self, image_id: str, mask: Any, *, model: str, prompt: str | None = None,
+                         round: int | None = None) -> MaskRecord:  # fmt: skip
+        """Store a model's mask as the image's latest prediction (never touches the human label).
+
+        ``model`` is the sha256 of weights registered with :meth:`add_model`; a prompt is also recorded in
+        the image's prompt list.
+        """
+        return self._write_model_mask(MaskKind.PREDICTION, image_id, mask, model, prompt, round)
+
+    def write_pseudo_label(self, image_id: str, mask: Any, *, model: str, prompt: str | None = None,
+                           round: int | None = None) -> MaskRecord:  # fmt: skip
+        """Store a training round's pseudo-label of an image (never touches the human label)."""
+        return self._write_model_mask(MaskKind.PSEUDO_LABEL, image_id, mask, model, prompt, round)
+
+    def _write_model_mask(self, kind: MaskKind, image_id: str, mask: Any, model: str,
+                          prompt: str | None, round: int | None) -> MaskRecord:  # fmt: skip
+        with self.transaction():
+            self._require_model(model)
+            rec = self.image(image_id)
+            data = normalize_mask(mask, rec.plane_shape)[0]
+            provenance = Provenance.from_model(model, prompt=prompt, round=round)
+            out = self._store_mask(image_id, kind, data, provenance)
+            if prompt:
+                self._append_prompt(image_id, prompt, provenance.author)
+            return out
+
+    def _store_mask(self, image_id: str, kind: MaskKind, data: np.ndarray, provenance: Provenance,
+                    foreground: int | None = None, source_dtype: str | None = None) -> MaskRecord:  # fmt: skip
+        if (kind is MaskKind.HUMAN) != (provenance.author_kind == "person"):
+            raise ProjectError(f"a {provenance.author_kind} cannot write the {kind.value} mask")
+        entry = self._entry(image_id)
+        array = self._write_array(data, kind.value)
+        record = MaskRecord(kind, array, data.dtype.name, foreground, provenance, source_dtype)
+        old = entry["masks"].get(kind.value)
+        if old and kind is MaskKind.HUMAN:
+            entry["human_history"].append(old)  # nothing a person drew is deleted
+        elif old:
+            self._m["trash"][old["array"]] = time.time()
+        entry["masks"][kind.value] = record.to_dict()
+        self._dirty = True
+        return record
