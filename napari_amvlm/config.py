@@ -83,6 +83,16 @@ class AMVLMConfig:
 
 
 @dataclass
+class UNetConfig:
+    in_channels: int = 3  # gray images are repeated to 3 channels
+    base: int = 16  # channels of the first level, doubled at each level (released code: 64; 16 trains on a CPU)
+    levels: int = 4  # resolution levels (downsamplings = levels - 1... see unet.py)
+    out_channels: int = 1  # one foreground logit per pixel
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # fixed input normalisation on [0, 1] images
+    std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+
+
+@dataclass
 class PretrainConfig:
     epochs: int = 10  # passes over the data
     batch_size: int = 32  # image-text pairs per step
