@@ -245,9 +245,8 @@ def test_automated_writers_cannot_overwrite_human_label(project: Project, model:
         project.mark_corrected(image_id, 1 - human, author=f"model:{model[:12]}")
     with pytest.raises(ValueError, match="name of the person"):
         project.mark_corrected(image_id, 1 - human, author="  ")
-    with pytest.raises(ProjectError, match="cannot write the human"):
-        with project.transaction():
-            project._store_mask(image_id, MaskKind.HUMAN, 1 - human, Provenance.from_model(model))
+    with pytest.raises(ProjectError, match="cannot write the human"), project.transaction():
+        project._store_mask(image_id, MaskKind.HUMAN, 1 - human, Provenance.from_model(model))
     # and the automated writers have no parameter that could name the human slot
     for writer in (project.write_prediction, project.write_pseudo_label, project.record_round):
         assert not {"kind", "slot", "author", "human"} & set(inspect.signature(writer).parameters)
@@ -273,11 +272,10 @@ def test_corrections_keep_history_and_accept_prediction(project: Project, model:
 def test_failed_transaction_commits_nothing(project: Project, model: str) -> None:
     image_id = project.add_image(np.zeros((16, 16), np.uint8))[0]
     before, arrays = folder_digest(project.root), array_dirs(project)
-    with pytest.raises(RuntimeError):
-        with project.transaction():
-            project.add_image(np.ones((16, 16), np.uint8))
-            project.write_prediction(image_id, np.ones((16, 16), np.uint8), model=model)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), project.transaction():
+        project.add_image(np.ones((16, 16), np.uint8))
+        project.write_prediction(image_id, np.ones((16, 16), np.uint8), model=model)
+        raise RuntimeError("boom")
     assert len(project) == 1 and project.status(image_id) is Status.UNLABELED
     assert array_dirs(project) == arrays
     assert folder_digest(project.root) == before

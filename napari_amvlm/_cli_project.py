@@ -1,0 +1,146 @@
+"""``amvlm project``: create, fill, inspect and export an annotation project from the command line.
+
+    amvlm project create PROJECT [--name NAME]
+    amvlm project add PROJECT INPUT [INPUT ...] [--recursive] [--rgb | --gray]
+    amvlm project status PROJECT [--list] [--status {unlabeled,predicted,corrected}] [--json]
+    amvlm project export PROJECT OUT_DIR [--kind human|prediction|pseudo_label] [--format png|tif]
+                         [--prefix PREFIX] [--foreground VALUE] [--overwrite]
+    amvlm project import-masks PROJECT MASK [MASK ...] --author NAME [--prefix PREFIX]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``project`` subcommand and its actions to the ``amvlm`` parser."""
+    parser = subparsers.add_parser("project", help="annotation projects: create, add, status, export")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    _add_create(actions)
+    _add_add(actions)
+    _add_status(actions)
+    _add_export(actions)
+    _add_import(actions)
+
+
+def _add_create(actions: Any) -> None:
+    p = actions.add_parser("create", help="create an empty project folder (e.g. chest.amvlm)")
+    p.add_argument("project", help="folder to create (new or empty)")
+    p.add_argument("--name", help="project name (default: the folder's name)")
+    p.set_defaults(func=cmd_create)
+
+
+def _add_add(actions: Any) -> None:
+    p = actions.add_parser("add", help="add image files or folders of images")
+    p.add_argument("project")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (PNG, TIFF, ...) or folders")
+    p.add_argument("--recursive", action="store_true", help="also look in sub-folders")
+    colour = p.add_mutually_exclusive_group()
+    colour.add_argument("--rgb", dest="rgb", action="store_true", default=None, help="last axis is colour")
+    colour.add_argument("--gray", dest="rgb", action="store_false", help="never treat an axis as colour")
+    p.set_defaults(func=cmd_add)
+
+
+def _add_status(actions: Any) -> None:
+    p = actions.add_parser("status", help="count images by status; list them, models and rounds")
+    p.add_argument("project")
+    p.add_argument("--list", action="store_true", help="one line per image: id, status, source")
+    p.add_argument("--status", choices=["unlabeled", "predicted", "corrected"], help="only list these")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_status)
+
+
+def _add_export(actions: Any) -> None:
+    p = actions.add_parser("export", help="write masks as PNG/TIFF files named after the source images")
+    p.add_argument("project")
+    p.add_argument("out_dir")
+    p.add_argument("--kind", default="human", choices=["human", "prediction", "pseudo_label"])
+    p.add_argument("--format", default="png", choices=["png", "tif", "tiff"], dest="fmt")
+    p.add_argument("--prefix", default="", help='prepended to file names, e.g. "mask_"')
+    p.add_argument("--foreground", type=int, help="value of binary masks' foreground (default: as imported, else 255)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing files")
+    p.set_defaults(func=cmd_export)
+
+
+def _add_import(actions: Any) -> None:
+    p = actions.add_parser("import-masks", help="import mask files as human labels (matched by file name)")
+    p.add_argument("project")
+    p.add_argument("masks", nargs="+", metavar="MASK", help="mask files or folders")
+    p.add_argument("--author", required=True, help="the person who drew the masks")
+    p.add_argument("--prefix", help='strip exactly this prefix from mask names (default: "mask_" etc.)')
+    p.set_defaults(func=cmd_import_masks)
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    from .storage import Project
+
+    project = Project.create(args.project, name=args.name)
+    print(f"created project {project.name!r} in {project.root}")
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from .storage import Project
+
+    project = Project.open(args.project)
+    before = len(project)
+    ids = project.add_images(args.inputs, recursive=args.recursive, rgb=args.rgb)
+    print(f"added {len(project) - before} new images ({len(ids)} given) to {project.root}; {len(project)} in all")
+    return 0
+
+
+def summary(project: Any) -> dict[str, Any]:
+    """A JSON-ready summary of a project: counts, models, rounds."""
+    return {
+        "project": str(project.root),
+        "name": project.name,
+        "images": len(project),
+        "status": {s.value: n for s, n in project.counts().items()},
+        "models": [{"sha256": m.sha256, "name": m.name} for m in project.models()],
+        "rounds": [{"index": r.index, "model": r.model, "seed": r.seed, "metrics": r.metrics} for r in project.rounds()],
+    }
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .storage import Project
+
+    project = Project.open(args.project, mode="r")
+    info = summary(project)
+    if args.json:
+        print(json.dumps(info, indent=1))
+    else:
+        counts = ", ".join(f"{n} {s}" for s, n in info["status"].items())
+        print(f"{info['name']}: {info['images']} images ({counts}); "
+              f"{len(info['models'])} models, {len(info['rounds'])} rounds")  # fmt: skip
+        for r in info["rounds"]:
+            print(f"  round {r['index']}: model {r['model'][:12]} seed {r['seed']} metrics {r['metrics']}")
+    if args.list or args.status:
+        for rec in project.images(args.status):
+            print(f"{rec.id}\t{project.status(rec.id).value}\t{rec.source or '(array)'}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .storage import Project
+
+    project = Project.open(args.project, mode="r")
+    paths = project.export_masks(
+        args.out_dir, kind=args.kind, fmt=args.fmt, prefix=args.prefix, foreground=args.foreground,
+        overwrite=args.overwrite,
+    )  # fmt: skip
+    print(f"wrote {len(paths)} {args.kind} masks to {args.out_dir}")
+    return 0
+
+
+def cmd_import_masks(args: argparse.Namespace) -> int:
+    from .storage import Project
+
+    project = Project.open(args.project)
+    report = project.import_masks(args.masks, author=args.author, prefix=args.prefix)
+    print(f"imported {len(report.imported)} masks as human labels; {len(report.unmatched)} matched no image")
+    for path in report.unmatched[:10]:
+        print(f"  unmatched: {path}")
+    return 0

@@ -1,0 +1,97 @@
+"""npe2 reader: open an annotation project (its folder or its ``amvlm-project.json``) in napari.
+
+Returns layer data tuples only (no Qt, no napari import). Images of the same shape and type are stacked
+into one lazy image layer (one slice per image, in the order added) with a labels layer beside it that shows,
+per slice, the human label where the image is corrected, else the latest prediction, else nothing. Both
+layers carry ``metadata["amvlm"]`` = {"project": folder, "image_ids": [...], "mask_kinds": [...]} so that a
+widget can map slice i back to its image and save corrections with ``Project.mark_corrected``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .storage import Project, is_project
+
+LayerData = tuple[Any, dict[str, Any], str]
+EDITABLE_LABELS_BYTES = 256 * 2**20  # labels up to this size are loaded (editable); larger stay lazy (read-only)
+
+
+def napari_get_reader(path: str | list[str]) -> Callable[[Any], list[Any]] | None:
+    """Return :func:`read_project` when ``path`` is an annotation project, else None (cheap check)."""
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    return read_project if is_project(path) else None
+
+
+def read_project(path: str | os.PathLike | list[str]) -> list[Any]:
+    """Layer data tuples (image, labels) of a project, one pair per group of same-shaped images."""
+    if isinstance(path, list):
+        path = path[0]
+    project = Project.open(path, mode="r")
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for rec in project.images():
+        groups.setdefault((rec.shape, rec.dtype, rec.rgb), []).append(rec.id)
+    if not groups:
+        return [(None,)]  # read fine, nothing to show (napari's convention)
+    layers: list[Any] = []
+    for ids in groups.values():
+        title = project.name if len(groups) == 1 else f"{project.name} {project.image(ids[0]).shape[:2]}"
+        layers.extend(_group_layers(project, ids, title))
+    return layers
+
+
+def _best_mask(project: Project, image_id: str) -> tuple[Any, str | None]:
+    for kind in ("human", "prediction"):
+        mask = project.read_mask(image_id, kind)
+        if mask is not None:
+            return mask, kind
+    return None, None
+
+
+def _group_layers(project: Project, ids: list[str], title: str) -> list[LayerData]:
+    records = [project.image(i) for i in ids]
+    masks, kinds = zip(*(_best_mask(project, i) for i in ids))
+    meta = {"amvlm": {"project": str(project.root), "image_ids": list(ids), "mask_kinds": list(kinds)}}
+    lo, hi = min(r.vmin for r in records), max(r.vmax for r in records)
+    image_kwargs = {
+        "name": title, "rgb": records[0].rgb, "metadata": meta,
+        "contrast_limits": [lo, hi if hi > lo else lo + 1],
+    }  # fmt: skip
+    image = _stack([project.read_image(i) for i in ids])
+    labels = _labels(masks, records[0].plane_shape)
+    return [(image, image_kwargs, "image"), (labels, {"name": f"{title} labels", "metadata": meta}, "labels")]
+
+
+def _stack(arrays: list[Any]) -> Any:
+    """One lazy array: the zarr array itself, or a dask stack of them."""
+    if len(arrays) == 1:
+        return arrays[0]
+    import dask.array as da
+
+    return da.stack([da.from_array(a, chunks=a.chunks) for a in arrays])
+
+
+def _labels(masks: tuple[Any, ...], plane: tuple[int, int]) -> Any:
+    """Labels for every slice: loaded into memory when small enough to edit, else a lazy dask stack."""
+    dtype = np.result_type(np.uint8, *(m.dtype for m in masks if m is not None))
+    single = len(masks) == 1
+    if len(masks) * plane[0] * plane[1] * dtype.itemsize <= EDITABLE_LABELS_BYTES:
+        out = np.zeros((len(masks), *plane), dtype)
+        for i, m in enumerate(masks):
+            if m is not None:
+                out[i] = m[...]
+        return out[0] if single else out
+    import dask.array as da
+
+    parts = [
+        da.from_array(m, chunks=m.chunks).astype(dtype) if m is not None else da.zeros(plane, dtype, chunks=512)
+        for m in masks
+    ]
+    return parts[0] if single else da.stack(parts)
