@@ -77,9 +77,12 @@ def mask_to_bool(mask: np.ndarray, size: int | None = None) -> np.ndarray:
         raise ValueError(f"unsupported mask shape {mask.shape}: expected (H, W)")
     fg = mask != 0
     if size is not None and fg.shape != (size, size):
-        fg = skimage.transform.resize(
-            fg.astype(np.uint8), (size, size), order=0, anti_aliasing=False, preserve_range=True
-        ) > 0
+        fg = (
+            skimage.transform.resize(
+                fg.astype(np.uint8), (size, size), order=0, anti_aliasing=False, preserve_range=True
+            )
+            > 0
+        )
     return fg
 
 

@@ -31,8 +31,7 @@ _POSITIONAL = set(_HORIZONTAL) | set(_VERTICAL) | {"middle", "center", "centre",
 # QaTa lists lung zones top to bottom ("upper middle lower left lung"); keep that order after a flip.
 _ZONE_ORDER = {"upper": 0, "middle": 1, "lower": 2}
 
-_POSITIONAL_RE = re.compile(r"\b(" + "|".join(sorted(_POSITIONAL, key=len, reverse=True)) + r")\b", re.I)
-_ZONE_RUN_RE = re.compile(r"\b(?:upper|middle|lower)(?:\s+(?:upper|middle|lower))+\b", re.I)
+_ZONE_RUN_RE = re.compile(r"\b(?:upper|middle|lower)(?:\s+(?:upper|middle|lower))+\b", re.IGNORECASE)
 
 
 def _match_case(template: str, word: str) -> str:
@@ -44,9 +43,18 @@ def _match_case(template: str, word: str) -> str:
     return word
 
 
-def _swap(s: str, table: dict[str, str]) -> str:
-    """Swap every whole word of ``s`` found in ``table`` (case-insensitive, case-preserving)."""
-    pattern = re.compile(r"\b(" + "|".join(sorted(table, key=len, reverse=True)) + r")\b", re.I)
+def _words_re(words) -> re.Pattern:
+    """Case-insensitive whole-word alternation (longest first)."""
+    return re.compile(r"\b(" + "|".join(sorted(words, key=len, reverse=True)) + r")\b", re.IGNORECASE)
+
+
+_HORIZONTAL_RE = _words_re(_HORIZONTAL)
+_VERTICAL_RE = _words_re(_VERTICAL)
+_POSITIONAL_RE = _words_re(_POSITIONAL)
+
+
+def _swap(s: str, pattern: re.Pattern, table: dict[str, str]) -> str:
+    """Swap every whole word of ``s`` matched by ``pattern`` through ``table`` (case-preserving)."""
     return pattern.sub(lambda m: _match_case(m.group(0), table[m.group(0).lower()]), s)
 
 
@@ -67,7 +75,7 @@ def flip_text_horizontal(s: str) -> str:
     >>> flip_text_horizontal("upper left lung")
     'upper right lung'
     """
-    return _swap(s, _HORIZONTAL)
+    return _swap(s, _HORIZONTAL_RE, _HORIZONTAL)
 
 
 def flip_text_vertical(s: str) -> str:
@@ -76,7 +84,7 @@ def flip_text_vertical(s: str) -> str:
     "middle" stays. Runs of lung zones are re-sorted top to bottom so the caption keeps the dataset's
     grammar: "upper middle left lung" -> "middle lower left lung".
     """
-    return _canonical_zone_order(_swap(s, _VERTICAL))
+    return _canonical_zone_order(_swap(s, _VERTICAL_RE, _VERTICAL))
 
 
 def is_positional(s: str) -> bool:

@@ -11,12 +11,16 @@ import torch
 from napari_amvlm.data.dataset import ImageTextDataset, collate, find_csv, read_records
 
 
-def _write_folder(root: Path, rows: list[str], csv_name: str = "text.csv", header: str = "image,mask,text") -> Path:
+def _write_folder(
+    root: Path, rows: list[str], csv_name: str = "text.csv", header: str = "image,mask,text"
+) -> Path:
     """A small dataset folder with two real-format 8-bit images and masks plus the given CSV rows."""
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
     for i in range(2):
-        skimage.io.imsave(root / "images" / f"a{i}.png", np.full((20, 20), 60 * (i + 1), np.uint8), check_contrast=False)
+        skimage.io.imsave(
+            root / "images" / f"a{i}.png", np.full((20, 20), 60 * (i + 1), np.uint8), check_contrast=False
+        )
         m = np.zeros((20, 20), np.uint8)
         m[:, :10] = 255
         skimage.io.imsave(root / "masks" / f"a{i}.png", m, check_contrast=False)
@@ -81,10 +85,29 @@ def test_cache_gives_same_items_and_stores_uint8(sample_data):
     assert torch.equal(a["image"], b["image"]) and torch.equal(a["image"], c["image"])
     assert torch.equal(a["mask"], c["mask"])
     assert cached._images[2].dtype == np.uint8 and plain._images[2] is None
+    assert cached._images[2].shape == (1, 64, 64)  # gray X-rays kept as one channel in memory
+    assert torch.equal(a["image"][0], a["image"][2])
+
+
+def test_dataloader_with_pair_transform_on_real_pairs(sample_data):
+    from torch.utils.data import DataLoader
+
+    from napari_amvlm.data.transforms import PairTransform
+
+    flip = PairTransform(hflip_p=1.0, rotate_deg=0.0, crop_scale=(1.0, 1.0), jitter=0.0, noise_std=0.0)
+    plain = ImageTextDataset(sample_data / "qata", size=64, require_masks=True)
+    flipped = ImageTextDataset(sample_data / "qata", size=64, require_masks=True, transform=flip)
+    batch = next(iter(DataLoader(flipped, batch_size=10, collate_fn=collate)))
+    for i, text in enumerate(batch["text"]):
+        original = plain.records[i].text
+        assert ("left" in text) == ("right" in original) and ("right" in text) == ("left" in original)
+        assert torch.equal(batch["mask"][i], plain[i]["mask"].flip(-1))
 
 
 def test_missing_image_names_row(tmp_path):
-    root = _write_folder(tmp_path / "d", ["images/a0.png,masks/a0.png,left lung", "images/gone.png,,right lung"])
+    root = _write_folder(
+        tmp_path / "d", ["images/a0.png,masks/a0.png,left lung", "images/gone.png,,right lung"]
+    )
     with pytest.raises(ValueError, match=r"row 2 \(line 3, image 'images/gone.png'\).*not found"):
         read_records(root)
 

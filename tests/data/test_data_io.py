@@ -31,7 +31,9 @@ def test_rgb_channels_kept_in_order():
 def test_rgba_drops_alpha():
     rgb = np.random.default_rng(1).integers(0, 256, (12, 12, 3), dtype=np.uint8)
     alpha = np.zeros((12, 12, 1), np.uint8)
-    np.testing.assert_array_equal(to_model_input(np.concatenate([rgb, alpha], -1), 12), to_model_input(rgb, 12))
+    np.testing.assert_array_equal(
+        to_model_input(np.concatenate([rgb, alpha], -1), 12), to_model_input(rgb, 12)
+    )
 
 
 def test_uint16_with_small_max_is_visible():

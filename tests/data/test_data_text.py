@@ -27,7 +27,10 @@ def test_flip_horizontal(before, after):
         ("The nuclei density in the lower is high.", "The nuclei density in the upper is high."),
         ("Top and bottom", "Bottom and top"),
         # zone runs stay in the dataset's top-to-bottom order
-        ("upper middle left lung and upper lower right lung", "middle lower left lung and upper lower right lung"),
+        (
+            "upper middle left lung and upper lower right lung",
+            "middle lower left lung and upper lower right lung",
+        ),
         ("upper middle lower left lung", "upper middle lower left lung"),
     ],
 )

@@ -16,7 +16,9 @@ def _left_half_pair(size: int = 32):
 
 
 def _geometry_only(**kw) -> PairTransform:
-    return PairTransform(**{"hflip_p": 0.0, "rotate_deg": 0.0, "crop_scale": (1.0, 1.0), "jitter": 0.0, "noise_std": 0.0, **kw})
+    return PairTransform(
+        **{"hflip_p": 0.0, "rotate_deg": 0.0, "crop_scale": (1.0, 1.0), "jitter": 0.0, "noise_std": 0.0, **kw}
+    )
 
 
 def test_hflip_rewrites_text_and_mask_follows():
@@ -49,7 +51,9 @@ def test_rotation_and_crop_skipped_for_positional_text(kw):
     image, mask = _left_half_pair()
     t = _geometry_only(**kw)
     for seed in range(5):
-        out_img, out_mask, _ = t(image, mask, "lower left lung", generator=torch.Generator().manual_seed(seed))
+        out_img, out_mask, _ = t(
+            image, mask, "lower left lung", generator=torch.Generator().manual_seed(seed)
+        )
         assert torch.equal(out_img, image) and torch.equal(out_mask, mask)
 
 
@@ -67,7 +71,9 @@ def test_rotation_and_crop_applied_for_non_positional_text(kw):
 
 def test_crop_zooms_in_on_the_mask():
     image, mask = _left_half_pair()
-    _, out_mask, _ = _geometry_only(crop_scale=(0.5, 0.5))(image, mask, "nuclei", torch.Generator().manual_seed(0))
+    _, out_mask, _ = _geometry_only(crop_scale=(0.5, 0.5))(
+        image, mask, "nuclei", torch.Generator().manual_seed(0)
+    )
     assert out_mask.sum() > mask.sum() * 0.9  # a 0.5-area crop magnifies what it keeps
 
 
