@@ -10,7 +10,7 @@ from . import __version__
 
 # Each module exposes ``register(subparsers)`` which adds its subcommand and sets ``func``.
 # Modules are imported lazily (inside build_parser) so that ``amvlm --help`` stays fast.
-SUBCOMMAND_MODULES: list[str] = ["_cli_pretrain", "_cli_retrieval", "_cli_project"]
+SUBCOMMAND_MODULES: list[str] = ["_cli_pretrain", "_cli_retrieval", "_cli_segment", "_cli_project"]
 
 
 def build_parser() -> argparse.ArgumentParser:

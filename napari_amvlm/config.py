@@ -93,6 +93,42 @@ class UNetConfig:
 
 
 @dataclass
+class TextMaskConfig:
+    hidden: int = 64  # channels of the light upsampling decoder
+    upsample: int = 4  # the decoder upsamples the patch grid by this factor (14x14 -> 56x56)
+    init_scale: float = 10.0  # initial a in T = sigmoid(a <F, t> + b)
+    init_bias: float = -2.0  # initial b: masks start mostly off
+
+
+@dataclass
+class SegmenterConfig:
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    textmask: TextMaskConfig = field(default_factory=TextMaskConfig)
+    use_text: bool = True  # False: plain Mean Teacher (no text-mask generator, no fusion)
+    fusion_lambda: float = 0.5  # fused = lambda * T + (1 - lambda) * P, for pseudo-labels and inference
+
+
+@dataclass
+class MeanTeacherConfig:
+    epochs: int = 20  # passes over the labeled images
+    labeled_batch: int = 8  # labeled images per step (released: 16)
+    unlabeled_batch: int = 8  # unlabeled images per step (released: 16)
+    lr: float = 3e-4  # Adam learning rate of the student (released: 3e-4)
+    lr_floor: float = 1e-4  # cosine warm restarts floor (released: 1e-4)
+    restart_epochs: int = 10  # cosine warm restart period T0 in epochs (released: 10)
+    textmask_lr: float = 1e-3  # learning rate of the text-mask decoder
+    weight_decay: float = 1e-4
+    ema_alpha: float = 0.99  # cap of the EMA decay, alpha = min(1 - 1/(step+1), ema_alpha)
+    consistency_weight: float = 1.0  # weight of the unlabeled (pseudo-label) loss after ramp-up
+    rampup_epochs: float = 5.0  # sigmoid ramp-up length of the unlabeled weight
+    tg_weight: float = 0.1  # weight of L_tg (text-guided InfoNCE) in the text-mask loss
+    perturb_strength: float = 0.3  # photometric perturbation of the student's view
+    hflip_p: float = 0.5  # horizontal flips (the sentence is rewritten left<->right)
+    seed: int = 0  # seeds the labeled split, shuffling, augmentation and initialisation
+    num_threads: int = 0  # torch CPU threads; 0 = torch's default
+
+
+@dataclass
 class PretrainConfig:
     epochs: int = 10  # passes over the data
     batch_size: int = 32  # image-text pairs per step
@@ -137,6 +173,8 @@ _NESTED: dict[tuple[str, str], type] = {
     ("AMVLMConfig", "text"): TextConfig,
     ("AMVLMConfig", "head"): HeadConfig,
     ("AMVLMConfig", "loss"): LossConfig,
+    ("SegmenterConfig", "unet"): UNetConfig,
+    ("SegmenterConfig", "textmask"): TextMaskConfig,
 }
 
 

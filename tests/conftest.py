@@ -32,3 +32,24 @@ def tiny_cfg():
         text=TextConfig(trainable_layers=1, max_length=24),
         head=HeadConfig(embed_dim=16, hidden_dim=32, pdt_heads=2),
     )
+
+
+@pytest.fixture
+def tiny_amvlm_dir(tiny_cfg, tmp_path):
+    """A tiny, randomly initialised AMVLM saved as a model folder (stands in for a pre-trained one)."""
+    import torch
+
+    from napari_amvlm.model.amvlm import AMVLM
+    from napari_amvlm.model.hub import save_model
+
+    torch.manual_seed(0)
+    folder = tmp_path / "amvlm-tiny"
+    save_model(AMVLM(tiny_cfg).eval(), folder)
+    return folder
+
+
+@pytest.fixture
+def tiny_seg_cfg():
+    from napari_amvlm.config import SegmenterConfig, TextMaskConfig, UNetConfig
+
+    return SegmenterConfig(unet=UNetConfig(base=4, levels=3), textmask=TextMaskConfig(hidden=8, upsample=4))

@@ -95,3 +95,61 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu"):
     check_state(model, state, str(Path(folder) / WEIGHTS_NAME))
     model.load_state_dict(state, strict=False)
     return model.to(device).eval()
+
+
+SEG_CONFIG_NAME = "segmenter.json"
+SEG_WEIGHTS_NAME = "segmenter.safetensors"
+SEG_FORMAT = "napari-amvlm/segmenter-v1"
+
+
+def has_segmenter(folder: str | Path) -> bool:
+    return (Path(folder) / SEG_CONFIG_NAME).is_file()
+
+
+def save_segmenter(seg: torch.nn.Module, folder: str | Path, state: dict[str, torch.Tensor] | None = None,
+                   metadata: dict[str, str] | None = None) -> Path:
+    """Write the whole model folder: the AMVLM files plus segmenter.json + segmenter.safetensors.
+
+    ``state`` overrides the stage-2 tensors (e.g. with the EMA teacher's U-Net); each file is atomic.
+    """
+    folder = Path(folder)
+    save_model(seg.amvlm, folder)
+    tensors = state if state is not None else seg.stage2_state()
+    meta = {"format": SEG_FORMAT, **(metadata or {})}
+    atomic_write(folder / SEG_WEIGHTS_NAME, lambda p: save_file(tensors, str(p), metadata=meta))
+    atomic_write_text(folder / SEG_CONFIG_NAME,
+                      json.dumps({"format": SEG_FORMAT, "segmenter": to_dict(seg.cfg)}, indent=2) + "\n")
+    return folder
+
+
+def load_segmenter(folder: str | Path, device: str | torch.device = "cpu"):
+    """Load a model folder with a trained segmenter (AMVLM + text-mask generator + U-Net) in eval mode."""
+    from ..config import SegmenterConfig
+    from .segmenter import TextGuidedSegmenter
+
+    folder = Path(folder)
+    amvlm = load_model(folder)
+    path = folder / SEG_CONFIG_NAME
+    if not path.is_file():
+        raise ModelLoadError(f"{folder} holds a pre-trained AMVLM but no segmenter ({SEG_CONFIG_NAME} is missing): "
+                             "train one with `amvlm train`")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ModelLoadError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(data, dict) or data.get("format") != SEG_FORMAT:
+        raise ModelLoadError(f"{path} is not a segmenter config (format {SEG_FORMAT!r} expected)")
+    seg = TextGuidedSegmenter(amvlm, from_dict(SegmenterConfig, data["segmenter"]))
+    wpath = folder / SEG_WEIGHTS_NAME
+    if not wpath.is_file():
+        raise ModelLoadError(f"{folder} has no {SEG_WEIGHTS_NAME}")
+    try:
+        state = load_file(str(wpath))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ModelLoadError(f"{wpath} is damaged or truncated and cannot be read ({err})") from err
+    expected = seg.stage2_state()
+    bad = sorted(set(expected) ^ set(state)) + [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if bad:
+        raise ModelLoadError(f"{wpath} does not match {SEG_CONFIG_NAME} (e.g. {', '.join(bad[:3])})")
+    seg.load_state_dict(state, strict=False)
+    return seg.to(device).eval()

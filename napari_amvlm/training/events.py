@@ -42,6 +42,7 @@ class DoneEvent:
     steps: int
     wall_s: float
     out: Path  # the model folder
+    state: dict | None = None  # final trained tensors (name -> tensor), for callers that keep them in memory
 
 
 def format_event(ev) -> str | None:

@@ -94,7 +94,7 @@ def pretrain(data: list[str | Path] | str | Path, out: str | Path, model_cfg: AM
         images = batch["image"].to(dev, non_blocking=True)
         texts = batch["text"]
         for group in opt.param_groups:
-            group["lr"] = group["base_lr"] * warmup_cosine(step, planned, train_cfg.warmup_steps)
+            group["lr"] = group["base_lr"] * warmup_cosine(step, planned, min(train_cfg.warmup_steps, planned // 4))
         torch.manual_seed(train_cfg.seed * 7_919 + step)  # dropout too is a function of (seed, step)
         with autocast(dev):
             emb = model(images, texts, with_dist=not train_cfg.global_only)

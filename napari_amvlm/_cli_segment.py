@@ -1,0 +1,154 @@
+"""``amvlm train``, ``amvlm evaluate`` and ``amvlm segment``: stage-2 segmentation from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+from .config import MeanTeacherConfig
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    _train_parser(sub)
+    _evaluate_parser(sub)
+    _segment_parser(sub)
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="text-guided Mean-Teacher training of the segmenter",
+                       description="Train the text-mask generator and a U-Net Mean Teacher over a pre-trained "
+                                   "AMVLM; the best teacher by validation Dice is written to OUT with the AMVLM.")
+    p.add_argument("--data", required=True, nargs="+", metavar="DIR", help="training folders (image,mask,text CSV)")
+    p.add_argument("--val", metavar="DIR", help="validation folder (masks required)")
+    p.add_argument("--model", required=True, metavar="DIR", help="pre-trained AMVLM folder")
+    p.add_argument("--out", required=True, metavar="DIR", help="model folder to write")
+    lab = p.add_mutually_exclusive_group(required=True)
+    lab.add_argument("--labeled-fraction", type=float, help="seeded fraction of labeled images, in (0, 1]")
+    lab.add_argument("--labeled", nargs="+", metavar="NAME", help="explicit labeled image names (file stems)")
+    p.add_argument("--no-text", action="store_true", help="plain Mean Teacher: no text-mask generator or fusion")
+    d = MeanTeacherConfig()
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--labeled-batch", type=int, default=d.labeled_batch)
+    p.add_argument("--unlabeled-batch", type=int, default=d.unlabeled_batch)
+    p.add_argument("--base", type=int, default=None, help="U-Net base channels (default 16)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/resume.safetensors")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    p.add_argument("--val-limit", type=int, default=None, help="validate on the first N images only")
+    p.add_argument("--log-every", type=int, default=10)
+    p.set_defaults(func=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    import os
+
+    import torch.distributed as dist
+
+    from .config import SegmenterConfig, UNetConfig, save_json
+    from .training.events import CheckpointEvent, StepEvent, format_event
+    from .training.mean_teacher import train_mean_teacher
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    cfg = MeanTeacherConfig(epochs=args.epochs, labeled_batch=args.labeled_batch,
+                            unlabeled_batch=args.unlabeled_batch, seed=args.seed)
+    seg_cfg = SegmenterConfig(use_text=not args.no_text)
+    if args.base:
+        seg_cfg.unet = UNetConfig(base=args.base)
+    out = Path(args.out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        save_json(cfg, out / "train_config.json")
+    try:
+        for ev in train_mean_teacher(args.data, args.val, args.model, out, cfg, seg_cfg, args.labeled_fraction,
+                                     args.labeled, args.device, args.resume, args.max_steps, args.val_limit):
+            if rank != 0 or (isinstance(ev, StepEvent) and ev.step % args.log_every and ev.step != ev.total_steps):
+                continue
+            if isinstance(ev, CheckpointEvent) and ev.kind == "resume":
+                continue
+            line = format_event(ev)
+            if line:
+                print(line, flush=True)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+def _evaluate_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="per-image Dice and IoU at 0.5 on a folder (224x224)")
+    p.add_argument("--model", required=True, metavar="DIR")
+    p.add_argument("--data", required=True, metavar="DIR")
+    p.add_argument("--mode", choices=("fused", "segmenter", "textmask"), default="fused")
+    p.add_argument("--per-image", metavar="FILE.csv", help="write name,dice,iou per image")
+    p.add_argument("--json", metavar="FILE", help="write the summary as JSON")
+    p.add_argument("--swap-sides", action="store_true",
+                   help="prompt with each sentence's left/right swapped (position-word check)")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .data.dataset import ImageTextDataset
+    from .data.text import flip_text_horizontal
+    from .device import resolve_device
+    from .evaluation import evaluate
+    from .model.hub import load_segmenter
+
+    dev = resolve_device(args.device)
+    seg = load_segmenter(args.model, dev)
+    ds = ImageTextDataset(args.data, size=seg.amvlm.cfg.vision.image_size, require_masks=True)
+    texts = [flip_text_horizontal(t) for t in ds.texts] if args.swap_sides else None
+    res = evaluate(seg, ds, mode=args.mode, device=dev, texts=texts)
+    if args.per_image:
+        with open(args.per_image, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["image", "dice", "iou"])
+            w.writerows(zip(res.names, res.dice, res.iou))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"dice": res.mean_dice, "miou": res.mean_iou, "n": len(res.dice),
+                                               "mode": args.mode, "swap_sides": args.swap_sides}, indent=2) + "\n")
+    print(res.line())
+    return 0
+
+
+def _segment_parser(sub) -> None:
+    p = sub.add_parser("segment", help="segment one image with a text prompt")
+    p.add_argument("--model", required=True, metavar="DIR")
+    p.add_argument("--image", required=True, metavar="PATH")
+    p.add_argument("--text", required=True, help="the description, e.g. 'lower left lung'")
+    p.add_argument("--out", required=True, metavar="MASK.png")
+    p.add_argument("--mode", choices=("fused", "segmenter", "textmask"), default="fused")
+    p.add_argument("--uncertainty", metavar="FILE.tif", help="also write the uncertainty map (float32 TIFF)")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_segment)
+
+
+def _segment(args: argparse.Namespace) -> int:
+    import numpy as np
+    from skimage import io
+
+    from ._atomic import atomic_write
+    from .data.io import read_image
+    from .device import resolve_device
+    from .inference import Segmenter
+    from .model.hub import load_segmenter
+
+    image = read_image(args.image)
+    if image.ndim not in (2, 3):
+        raise ValueError(f"{args.image}: a 2D image is needed, got shape {image.shape}")
+    seg = Segmenter(load_segmenter(args.model), resolve_device(args.device))
+    pred = seg.predict(image, args.text, mode=args.mode)
+    mask = (pred.mask * 255).astype(np.uint8)
+    out = Path(args.out)
+    atomic_write(out, lambda p: io.imsave(str(p), mask, check_contrast=False))
+    if args.uncertainty:
+        unc = Path(args.uncertainty)
+        atomic_write(unc, lambda p: io.imsave(str(p), pred.uncertainty, check_contrast=False))
+    print(f"{out}: {int(pred.mask.sum())} foreground pixels of {pred.mask.size} "
+          f"({100.0 * pred.mask.mean():.1f}%)")
+    return 0

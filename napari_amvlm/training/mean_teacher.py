@@ -1,0 +1,233 @@
+"""Stage 2: text-guided Mean-Teacher segmentation, as a generator of typed events (CLI, plugin and DDP alike).
+
+Each step takes a labeled and an unlabeled batch (horizontal flips rewrite the sentences), and:
+1. the frozen AMVLM gives patch tokens and each image's own sentence embedding;
+2. the text-mask generator gives T; its loss is tg_weight * L_tg (all images) + 0.5 Dice + 0.5 BCE on the
+   labeled ones (reported as ``text/tg`` and ``text/sup``);
+3. the student U-Net sees a photometrically perturbed view, the EMA teacher the clean one;
+4. labeled loss: 0.5 Dice + 0.5 class-balanced BCE; unlabeled loss: the same against pseudo-labels
+   fuse(P_teacher, T) > 0.5 weighted by confidence |2 fused - 1| (teacher alone with ``use_text=False``),
+   times a sigmoid ramp-up;
+5. the teacher follows the student by EMA. After each epoch the teacher is validated (Dice at 0.5) and the
+   best one is written as a model folder (AMVLM + segmenter), atomically.
+
+Under ``torchrun`` (torch.distributed initialised) each rank takes its share of every batch, gradients are
+averaged by DistributedDataParallel, BatchNorm buffers are broadcast from rank 0, and only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..config import MeanTeacherConfig, SegmenterConfig
+from ..data.dataset import ImageTextDataset, collate
+from ..data.split import labeled_split
+from ..data.transforms import PairTransform, photometric_view
+from ..device import autocast, resolve_device
+from ..evaluation import evaluate
+from ..fusion import pseudo_label
+from ..losses.functional import same_text_targets
+from ..losses.segmentation import segmentation_loss
+from ..losses.text_guided import text_guided_loss
+from ..model.hub import load_model, save_segmenter
+from ..model.segmenter import TextGuidedSegmenter
+from .checkpoint import RESUME_NAME, load_resume, save_resume
+from .ema import EMATeacher
+from .events import CheckpointEvent, DoneEvent, MetricsEvent, StartEvent, StepEvent
+from .ramps import sigmoid_rampup
+
+
+class _Trainable(nn.Module):
+    """The parts stage 2 optimises, in one module so that DDP can wrap them."""
+
+    def __init__(self, seg: TextGuidedSegmenter):
+        super().__init__()
+        self.unet = seg.unet
+        self.textmask = seg.textmask
+
+    def forward(self, student_view, tokens, grid, sentence):
+        tm = self.textmask(tokens, grid, sentence, student_view.shape[-2:]) if self.textmask is not None else None
+        return self.unet(student_view), tm
+
+
+def _rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _epoch_order(idx: Sequence[int], seed: int, epoch: int) -> list[int]:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return [idx[i] for i in torch.randperm(len(idx), generator=g).tolist()]
+
+
+def _batch_ids(labeled, unlabeled, cfg: MeanTeacherConfig, step: int, steps_per_epoch: int):
+    """Labeled and unlabeled image indices of global step ``step`` (a pure function of the step)."""
+    epoch, pos = divmod(step, steps_per_epoch)
+    lab = _epoch_order(labeled, cfg.seed, epoch)
+    lab_ids = [lab[(pos * cfg.labeled_batch + k) % len(lab)] for k in range(cfg.labeled_batch)]
+    unl_ids: list[int] = []
+    if unlabeled:
+        start = step * cfg.unlabeled_batch
+        for k in range(cfg.unlabeled_batch):
+            cycle, off = divmod(start + k, len(unlabeled))
+            unl_ids.append(_epoch_order(unlabeled, cfg.seed + 1, cycle)[off])
+    return lab_ids, unl_ids
+
+
+def _lr_factor(step: int, steps_per_epoch: int, cfg: MeanTeacherConfig) -> float:
+    """Cosine warm restarts (period restart_epochs) between 1 and lr_floor / lr."""
+    t = (step / steps_per_epoch) % cfg.restart_epochs / cfg.restart_epochs
+    floor = cfg.lr_floor / cfg.lr
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def _load(ds, ids, transform, g, device):
+    items = []
+    for i in ids:
+        it = ds[i]
+        it["image"], it["mask"], it["text"] = transform(it["image"], it["mask"], it["text"], generator=g)
+        items.append(it)
+    b = collate(items)
+    return b["image"].to(device), b["mask"].to(device), b["text"]
+
+
+def _losses(seg, trainable, teacher, images, masks, texts, n_lab, step, steps_per_epoch, cfg, g):
+    tokens, grid, sentence = seg.frozen_embeddings(images, texts) if seg.textmask is not None else (None, None, None)
+    student_view = photometric_view(images, generator=g, strength=cfg.perturb_strength)
+    logits, tm = trainable(student_view, tokens, grid, sentence)
+    sup = segmentation_loss(logits[:n_lab], masks[:n_lab])
+    out = {"sup/dice": sup["dice"], "sup/bce": sup["bce"]}
+    total = sup["loss"]
+    if tm is not None:
+        tau = seg.amvlm.cfg.loss.temperature
+        tg = text_guided_loss(tm.dense, tm.low_prob, sentence, tau, same_text_targets(texts, images.device))["loss"]
+        tsup = segmentation_loss(tm.logits[:n_lab], masks[:n_lab])["loss"]
+        out.update({"text/tg": tg, "text/sup": tsup})
+        total = total + cfg.tg_weight * tg + tsup
+    if images.shape[0] > n_lab:
+        with torch.no_grad():
+            p = torch.sigmoid(teacher.module(images[n_lab:]))
+            if tm is not None:
+                target, weight = pseudo_label(p, tm.prob[n_lab:].detach(), seg.cfg.fusion_lambda)
+            else:
+                target, weight = (p > 0.5).float(), (2 * p - 1).abs()
+        unsup = segmentation_loss(logits[n_lab:], target, weight)["loss"]
+        ramp = cfg.consistency_weight * sigmoid_rampup(step, cfg.rampup_epochs * steps_per_epoch)
+        out.update({"unsup": unsup, "ramp": torch.tensor(ramp)})
+        total = total + ramp * unsup
+    out["loss"] = total
+    return out
+
+
+def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, model: str | Path, out: str | Path,
+                       cfg: MeanTeacherConfig | None = None, seg_cfg: SegmenterConfig | None = None,
+                       labeled_fraction: float | None = None, labeled_names: Sequence[str] | None = None,
+                       device: str = "auto", resume: bool = False, max_steps: int | None = None,
+                       val_limit: int | None = None) -> Iterator[object]:
+    """Train the segmenter over a pre-trained AMVLM folder ``model``; write the best teacher to ``out``."""
+    cfg, seg_cfg = cfg or MeanTeacherConfig(), seg_cfg or SegmenterConfig()
+    rank, world = _rank_world()
+    dev = resolve_device(device)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    out = Path(out)
+    amvlm = load_model(model, dev)
+    size = amvlm.cfg.vision.image_size
+    ds = ImageTextDataset(data, size=size)
+    labeled, unlabeled = labeled_split([r.name for r in ds.records], labeled_fraction, labeled_names, cfg.seed)
+    no_mask = [ds.records[i].name for i in labeled if ds.records[i].mask is None]
+    if no_mask:
+        raise ValueError(f"labeled images without a mask: {', '.join(no_mask[:5])}")
+    val_ds = ImageTextDataset(val, size=size, require_masks=True) if val else None
+    if val_ds is not None and val_limit:
+        val_ds.records = val_ds.records[:val_limit]
+        val_ds._images, val_ds._masks = val_ds._images[:val_limit], val_ds._masks[:val_limit]
+    torch.manual_seed(cfg.seed)
+    seg = TextGuidedSegmenter(amvlm, seg_cfg).to(dev)
+    teacher = EMATeacher(seg.unet, alpha_max=cfg.ema_alpha)
+    trainable = _Trainable(seg)
+    groups = [{"params": list(seg.unet.parameters()), "lr": cfg.lr, "base_lr": cfg.lr}]
+    if seg.textmask is not None:
+        groups.append({"params": list(seg.textmask.parameters()), "lr": cfg.textmask_lr, "base_lr": cfg.textmask_lr})
+    opt = torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(labeled) / cfg.labeled_batch)
+    planned = steps_per_epoch * cfg.epochs
+    total = planned if max_steps is None else min(planned, max_steps)
+    step, best = 0, -1.0
+    resume_path = out / RESUME_NAME
+    if resume and resume_path.is_file():
+        state, opt_state, meta = load_resume(resume_path)
+        trainable.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("student.")})
+        teacher.module.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("teacher.")})
+        opt.load_state_dict(opt_state)
+        step, best = int(meta["step"]), float(meta["best"])
+    ddp = trainable
+    if world > 1:
+        ddp = nn.parallel.DistributedDataParallel(trainable, device_ids=[dev.index] if dev.type == "cuda" else None)
+    transform = PairTransform(hflip_p=cfg.hflip_p, vflip_p=0.0, rotate_deg=0.0, crop_scale=(1.0, 1.0), jitter=0.0,
+                              noise_std=0.0)
+    yield StartEvent(total_steps=total, start_step=step, device=str(dev), n_samples=len(ds))
+    t_start = time.perf_counter()
+    view = TextGuidedSegmenter(amvlm, seg_cfg, unet=teacher.module, textmask=seg.textmask)
+    while step < total:
+        seg.train()
+        lab_ids, unl_ids = _batch_ids(labeled, unlabeled, cfg, step, steps_per_epoch)
+        lab_ids, unl_ids = lab_ids[rank::world], unl_ids[rank::world]
+        g = torch.Generator().manual_seed(cfg.seed * 7_919 + step * world + rank)
+        t0 = time.perf_counter()
+        images, masks, texts = _load(ds, lab_ids + unl_ids, transform, g, dev)
+        for group in opt.param_groups:
+            group["lr"] = group["base_lr"] * _lr_factor(step, steps_per_epoch, cfg)
+        with autocast(dev):
+            losses = _losses(seg, ddp, teacher, images, masks, texts, len(lab_ids), step, steps_per_epoch, cfg, g)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        opt.step()
+        if world > 1:
+            for b in trainable.buffers():
+                dist.broadcast(b, 0)
+        teacher.update(seg.unet, step)
+        step += 1
+        yield StepEvent(step=step, total_steps=total, epoch=step // steps_per_epoch + 1,
+                        losses={k: float(v.detach()) for k, v in losses.items()}, lr=opt.param_groups[0]["lr"],
+                        images_per_s=len(texts) * world / max(time.perf_counter() - t0, 1e-9))
+        if step % steps_per_epoch and step != total:
+            continue
+        if rank == 0:
+            best = yield from _end_of_epoch(view, val_ds, seg_cfg, out, step, best, dev, trainable, teacher, opt,
+                                            resume_path)
+        if world > 1:
+            dist.barrier()
+    yield DoneEvent(steps=step, wall_s=time.perf_counter() - t_start, out=out,
+                    state=_training_state(trainable, teacher))
+
+
+def _training_state(trainable: nn.Module, teacher: EMATeacher) -> dict:
+    state = {f"student.{k}": v for k, v in trainable.state_dict().items()}
+    state.update({f"teacher.{k}": v for k, v in teacher.module.state_dict().items()})
+    return state
+
+
+def _end_of_epoch(view, val_ds, seg_cfg, out, step, best, dev, trainable, teacher, opt, resume_path):
+    """Validate the teacher, write the best model folder and the resume state (rank 0 only); returns the best
+    validation Dice so far."""
+    metric = float("nan")
+    if val_ds is not None:
+        res = evaluate(view, val_ds, mode="fused" if seg_cfg.use_text else "segmenter", device=dev)
+        metric = res.mean_dice
+        yield MetricsEvent(step=step, metrics={"val_dice": res.mean_dice, "val_miou": res.mean_iou})
+    if val_ds is None or metric > best:
+        best = metric if val_ds is not None else best
+        save_segmenter(view, out, metadata={"step": str(step), "val_dice": f"{metric:.4f}"})
+        yield CheckpointEvent(step=step, path=out, kind="model")
+    save_resume(resume_path, _training_state(trainable, teacher), opt, {"step": step, "best": best})
+    yield CheckpointEvent(step=step, path=resume_path, kind="resume")
+    return best

@@ -1,0 +1,106 @@
+"""A real Mean-Teacher round on real QaTa images (tiny model): weights change, the teacher is the EMA."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from napari_amvlm.config import MeanTeacherConfig
+from napari_amvlm.model.hub import load_segmenter
+from napari_amvlm.training import mean_teacher as mt
+from napari_amvlm.training.events import CheckpointEvent, DoneEvent, MetricsEvent, StepEvent
+
+from ..conftest import SAMPLE_DATA
+
+QATA = SAMPLE_DATA / "qata"
+
+
+def _cfg(**kw):
+    base = dict(epochs=1, labeled_batch=2, unlabeled_batch=2, seed=0)
+    base.update(kw)
+    return MeanTeacherConfig(**base)
+
+
+def test_round_changes_student_and_teacher_and_teacher_is_ema(tiny_amvlm_dir, tiny_seg_cfg, tmp_path, monkeypatch):
+    """Spy on EMATeacher.update: before each update, compute the EMA formula by hand and compare after."""
+    from napari_amvlm.training.ema import EMATeacher
+
+    checks = []
+    original = EMATeacher.update
+
+    def spy(self, student, step):
+        before = {k: v.detach().clone() for k, v in self.module.named_parameters()}
+        stud = {k: v.detach().clone() for k, v in student.named_parameters()}
+        original(self, student, step)
+        a = min(1 - 1 / (step + 1), 0.99)
+        for k, v in self.module.named_parameters():
+            checks.append(torch.allclose(v, a * before[k] + (1 - a) * stud[k], atol=1e-6))
+
+    monkeypatch.setattr(EMATeacher, "update", spy)
+    out = tmp_path / "seg"
+    events = list(mt.train_mean_teacher(QATA, QATA, tiny_amvlm_dir, out, _cfg(), tiny_seg_cfg,
+                                        labeled_fraction=0.4, device="cpu", max_steps=3, val_limit=4))
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    assert len(steps) == 3 and checks and all(checks)
+    assert {"sup/dice", "sup/bce", "text/tg", "text/sup", "unsup", "loss"} <= set(steps[0].losses)
+    assert any(isinstance(e, MetricsEvent) for e in events) and isinstance(events[-1], DoneEvent)
+    assert any(isinstance(e, CheckpointEvent) and e.kind == "model" for e in events)
+    seg = load_segmenter(out)
+    torch.manual_seed(0)
+    from napari_amvlm.model.unet import UNet
+
+    fresh = UNet(tiny_seg_cfg.unet)
+    changed = [not torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), seg.unet.state_dict().values())]
+    assert any(changed), "the saved teacher equals a fresh initialisation"
+
+
+def test_no_text_mode_and_explicit_labeled_list(tiny_amvlm_dir, tiny_seg_cfg, tmp_path):
+    from napari_amvlm.data.dataset import read_records
+
+    names = [r.name for r in read_records(QATA)][:3]
+    tiny_seg_cfg.use_text = False
+    events = list(mt.train_mean_teacher(QATA, None, tiny_amvlm_dir, tmp_path / "nt", _cfg(), tiny_seg_cfg,
+                                        labeled_names=names, device="cpu", max_steps=2))
+    step = [e for e in events if isinstance(e, StepEvent)][0]
+    assert "text/tg" not in step.losses and "unsup" in step.losses
+    assert load_segmenter(tmp_path / "nt").textmask is None
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.5, 1.5])
+def test_bad_labeled_fraction_is_a_clear_error_and_writes_nothing(tiny_amvlm_dir, tiny_seg_cfg, tmp_path, fraction):
+    out = tmp_path / "bad"
+    with pytest.raises(ValueError, match="labeled fraction"):
+        list(mt.train_mean_teacher(QATA, None, tiny_amvlm_dir, out, _cfg(), tiny_seg_cfg,
+                                   labeled_fraction=fraction, device="cpu", max_steps=1))
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_fully_labeled_runs_without_unlabeled_loss(tiny_amvlm_dir, tiny_seg_cfg, tmp_path):
+    events = list(mt.train_mean_teacher(QATA, None, tiny_amvlm_dir, tmp_path / "f", _cfg(), tiny_seg_cfg,
+                                        labeled_fraction=1.0, device="cpu", max_steps=1))
+    step = [e for e in events if isinstance(e, StepEvent)][0]
+    assert "unsup" not in step.losses
+
+
+def test_missing_model_folder(tiny_seg_cfg, tmp_path):
+    from napari_amvlm.model.hub import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="not found"):
+        list(mt.train_mean_teacher(QATA, None, tmp_path / "nope", tmp_path / "o", _cfg(), tiny_seg_cfg,
+                                   labeled_fraction=0.5, device="cpu", max_steps=1))
+
+
+def test_resume_continues_exactly(tiny_amvlm_dir, tiny_seg_cfg, tmp_path):
+    cfg = _cfg(epochs=2)
+    a, b = tmp_path / "a", tmp_path / "b"
+    list(mt.train_mean_teacher(QATA, None, tiny_amvlm_dir, a, cfg, tiny_seg_cfg, labeled_fraction=0.4,
+                               device="cpu", max_steps=4))
+    list(mt.train_mean_teacher(QATA, None, tiny_amvlm_dir, b, cfg, tiny_seg_cfg, labeled_fraction=0.4,
+                               device="cpu", max_steps=2))
+    list(mt.train_mean_teacher(QATA, None, tiny_amvlm_dir, b, copy.deepcopy(cfg), tiny_seg_cfg,
+                               labeled_fraction=0.4, device="cpu", max_steps=4, resume=True))
+    sa, sb = load_segmenter(a).stage2_state(), load_segmenter(b).stage2_state()
+    for k in sa:
+        assert torch.allclose(sa[k], sb[k], atol=1e-5), k
