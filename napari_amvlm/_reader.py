@@ -64,18 +64,25 @@ def _group_layers(project: Project, ids: list[str], title: str) -> list[LayerDat
         "name": title, "rgb": records[0].rgb, "metadata": meta,
         "contrast_limits": [lo, hi if hi > lo else lo + 1],
     }  # fmt: skip
-    image = _stack([project.read_image(i) for i in ids])
+    image = project.read_image(ids[0]) if len(ids) == 1 else _lazy_stack(project, records)
     labels = _labels(masks, records[0].plane_shape)
     return [(image, image_kwargs, "image"), (labels, {"name": f"{title} labels", "metadata": meta}, "labels")]
 
 
-def _stack(arrays: list[Any]) -> Any:
-    """One lazy array: the zarr array itself, or a dask stack of them."""
-    if len(arrays) == 1:
-        return arrays[0]
+def _lazy_stack(project: Project, records: list[Any]) -> Any:
+    """A dask stack whose slice i opens and reads image i only when napari shows it."""
+    import dask
     import dask.array as da
 
-    return da.stack([da.from_array(a, chunks=a.chunks) for a in arrays])
+    def read(image_id: str) -> np.ndarray:
+        return np.asarray(project.read_image(image_id)[...])
+
+    shape, dtype = records[0].shape, np.dtype(records[0].dtype)
+    parts = [
+        da.from_delayed(dask.delayed(read, pure=True)(r.id, dask_key_name=f"amvlm-{r.array}"), shape, dtype)
+        for r in records
+    ]
+    return da.stack(parts)
 
 
 def _labels(masks: tuple[Any, ...], plane: tuple[int, int]) -> Any:
@@ -91,7 +98,8 @@ def _labels(masks: tuple[Any, ...], plane: tuple[int, int]) -> Any:
     import dask.array as da
 
     parts = [
-        da.from_array(m, chunks=m.chunks).astype(dtype) if m is not None else da.zeros(plane, dtype, chunks=512)
-        for m in masks
-    ]
+        da.from_array(m, chunks=m.chunks, name=f"amvlm-mask-{i}-{id(m)}").astype(dtype)
+        if m is not None else da.zeros(plane, dtype, chunks=512)
+        for i, m in enumerate(masks)
+    ]  # fmt: skip
     return parts[0] if single else da.stack(parts)

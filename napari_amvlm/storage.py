@@ -38,6 +38,7 @@ import zarr
 
 from ._project_catalog import ProjectCatalog
 from ._project_io import (
+    ImagePlane,
     fsync_path,
     fsync_tree,
     list_image_files,
@@ -160,6 +161,7 @@ class Project(ProjectCatalog):
         self._depth = 0
         self._dirty = False
         self._new_arrays: list[str] = []
+        self._swept = False  # orphans of crashed writers are removed by this object's first transaction
         self._set_manifest(manifest)
 
     # ----------------------------------------------------------------------------------- create / open
@@ -264,7 +266,7 @@ class Project(ProjectCatalog):
                 self._depth = 0
                 if self._dirty:
                     self._commit()
-                if have_lock:
+                if have_lock and not self._swept:
                     self._remove_orphans()
 
     def _abort(self) -> None:
@@ -299,6 +301,7 @@ class Project(ProjectCatalog):
 
     def _remove_orphans(self) -> None:
         """Delete arrays and temporary files that no commit names (left by a writer that died)."""
+        self._swept = True
         keep = self._referenced_arrays()
         for p in (self.root / ARRAYS_DIR).iterdir():
             if p.name not in keep:
@@ -307,7 +310,8 @@ class Project(ProjectCatalog):
             p.unlink(missing_ok=True)
 
     def compact(self) -> None:
-        """Delete superseded arrays now, without waiting for ``trash_grace_s``."""
+        """Delete superseded arrays now, without waiting for ``trash_grace_s``, and any left by crashes."""
+        self._swept = False
         with self.transaction():
             self._dirty = bool(self._m["trash"])
             for a in self._m["trash"]:
@@ -357,7 +361,7 @@ class Project(ProjectCatalog):
                     ids.extend(self.add_image(item, rgb=rgb))
         return ids
 
-    def _add_plane(self, plane: Any) -> str:
+    def _add_plane(self, plane: ImagePlane) -> str:
         digest = sha256_pixels(plane.data)
         if digest in self._by_sha:
             return self._by_sha[digest]

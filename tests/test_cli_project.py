@@ -85,7 +85,7 @@ def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
                                   message: str) -> None:  # fmt: skip
     proj = tmp_path / "p.amvlm"
     Project.create(proj)
-    code, out, err = run(capsys, *(a.format(tmp=tmp_path, proj=proj) for a in args))
+    code, _, err = run(capsys, *(a.format(tmp=tmp_path, proj=proj) for a in args))
     assert code == 1 and message in err and len(err.strip().splitlines()) == 1
 
 
