@@ -259,21 +259,24 @@ class Project(ProjectCatalog):
                 self._depth, self._dirty, self._new_arrays = 1, False, []
                 try:
                     yield self
+                    self._depth = 0
+                    if self._dirty:
+                        self._commit()
                 except BaseException:
                     self._depth = 0
                     self._abort()
                     raise
-                self._depth = 0
-                if self._dirty:
-                    self._commit()
                 if have_lock and not self._swept:
                     self._remove_orphans()
 
     def _abort(self) -> None:
-        for name in self._new_arrays:
-            shutil.rmtree(self.root / ARRAYS_DIR / name, ignore_errors=True)
-        self._new_arrays = []
+        """Go back to the committed state on disk and delete the arrays it does not name."""
         self._set_manifest(_read_manifest(self.root))
+        keep = self._referenced_arrays()
+        for name in self._new_arrays:
+            if name not in keep:
+                shutil.rmtree(self.root / ARRAYS_DIR / name, ignore_errors=True)
+        self._new_arrays, self._dirty = [], False
 
     def _commit(self) -> None:
         arrays = self.root / ARRAYS_DIR

@@ -295,11 +295,14 @@ def test_crash_while_writing_manifest_keeps_last_commit(project: Project, model:
     with pytest.raises(OSError):
         project.write_prediction(image_id, np.zeros((16, 16), np.uint8), model=model, prompt="two")
     monkeypatch.undo()
+    assert project.mask_record(image_id, "prediction").provenance.prompt == "one"  # rolled back in memory too
     again = Project.open(project.root)
     assert json.loads((project.root / storage.MANIFEST_NAME).read_text()) == committed
     assert again.mask_record(image_id, "prediction").provenance.prompt == "one"
     assert np.array_equal(again.read_mask(image_id, "prediction")[...], np.ones((16, 16)))
-    again.add_prompt(image_id, "next", author="alice")  # the next writer cleans what the crash left
+    assert array_dirs(again) == again._referenced_arrays()  # the failed commit removed its arrays
+    assert list(project.root.glob(".*.tmp"))  # the half-written manifest is ignored...
+    again.add_prompt(image_id, "next", author="alice")  # ...and removed by the next writer
     assert not list(project.root.glob(".*.tmp"))
     assert array_dirs(again) == again._referenced_arrays()
 
