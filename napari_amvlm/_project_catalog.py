@@ -172,7 +172,7 @@ class ProjectCatalog:
                 raise ValueError(f"round settings must be JSON-serialisable: {err}") from err
             self._m["rounds"].append(d)
             self._dirty = True
-            return record
+            return RoundRecord(**d)  # as it reads back from disk
 
     def rounds(self) -> list[RoundRecord]:
         """Training rounds, oldest first."""
