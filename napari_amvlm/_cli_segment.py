@@ -88,13 +88,15 @@ def _evaluate_parser(sub) -> None:
     p.add_argument("--json", metavar="FILE", help="write the summary as JSON")
     p.add_argument("--swap-sides", action="store_true",
                    help="prompt with each sentence's left/right swapped (position-word check)")
+    p.add_argument("--one-side-only", action="store_true",
+                   help="keep only images whose sentence names exactly one of left/right")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=_evaluate)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from .data.dataset import ImageTextDataset
-    from .data.text import flip_text_horizontal
+    from .data.text import flip_text_horizontal, sides
     from .device import resolve_device
     from .evaluation import evaluate
     from .model.hub import load_segmenter
@@ -102,6 +104,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     dev = resolve_device(args.device)
     seg = load_segmenter(args.model, dev)
     ds = ImageTextDataset(args.data, size=seg.amvlm.cfg.vision.image_size, require_masks=True)
+    if args.one_side_only:
+        ds.keep([i for i, t in enumerate(ds.texts) if sides(t) in ({"left"}, {"right"})])
     texts = [flip_text_horizontal(t) for t in ds.texts] if args.swap_sides else None
     res = evaluate(seg, ds, mode=args.mode, device=dev, texts=texts)
     if args.per_image:

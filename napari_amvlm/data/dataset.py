@@ -196,6 +196,13 @@ class ImageTextDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def keep(self, indices: Sequence[int]) -> None:
+        """Restrict the dataset to the given items (in that order); cached arrays are kept."""
+        idx = list(indices)
+        self.records = [self.records[i] for i in idx]
+        self._images = [self._images[i] for i in idx]
+        self._masks = [self._masks[i] for i in idx]
+
     @property
     def texts(self) -> list[str]:
         """Caption of every item, in order."""

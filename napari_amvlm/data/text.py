@@ -90,3 +90,11 @@ def flip_text_vertical(s: str) -> str:
 def is_positional(s: str) -> bool:
     """Whether the caption names a place in the image (left/right/upper/lower/top/bottom/middle/center...)."""
     return _POSITIONAL_RE.search(s) is not None
+
+
+_SIDE_RE = re.compile(r"\b(left|right)\b", re.IGNORECASE)
+
+
+def sides(s: str) -> set[str]:
+    """The horizontal sides a sentence names: a subset of {"left", "right"}."""
+    return {m.lower() for m in _SIDE_RE.findall(s)}

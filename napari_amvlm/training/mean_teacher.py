@@ -148,8 +148,7 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
         raise ValueError(f"labeled images without a mask: {', '.join(no_mask[:5])}")
     val_ds = ImageTextDataset(val, size=size, require_masks=True) if val else None
     if val_ds is not None and val_limit:
-        val_ds.records = val_ds.records[:val_limit]
-        val_ds._images, val_ds._masks = val_ds._images[:val_limit], val_ds._masks[:val_limit]
+        val_ds.keep(range(min(val_limit, len(val_ds))))
     torch.manual_seed(cfg.seed)
     seg = TextGuidedSegmenter(amvlm, seg_cfg).to(dev)
     teacher = EMATeacher(seg.unet, alpha_max=cfg.ema_alpha)

@@ -1,0 +1,67 @@
+"""Prompt -> mask inference: shapes for every image kind, the embedding cache, and bad prompts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_amvlm.inference import Segmenter
+from napari_amvlm.model.amvlm import AMVLM
+from napari_amvlm.model.segmenter import TextGuidedSegmenter
+
+
+@pytest.fixture
+def segmenter(tiny_cfg, tiny_seg_cfg):
+    torch.manual_seed(0)
+    return Segmenter(TextGuidedSegmenter(AMVLM(tiny_cfg), tiny_seg_cfg).eval())
+
+
+@pytest.mark.parametrize("image", [
+    np.random.default_rng(0).integers(0, 255, (50, 70), dtype=np.uint8),
+    np.random.default_rng(1).integers(0, 255, (40, 40, 3), dtype=np.uint8),
+    np.random.default_rng(2).integers(0, 4000, (64, 48), dtype=np.uint16),
+], ids=["gray", "rgb", "uint16"])
+def test_predict_shapes(segmenter, image):
+    pred = segmenter.predict(image, "lower left lung")
+    assert pred.mask.shape == image.shape[:2] and pred.mask.dtype == bool
+    assert pred.prob.shape == pred.uncertainty.shape == image.shape[:2]
+    assert 0 <= pred.uncertainty.min() and pred.uncertainty.max() <= 1
+    assert np.array_equal(pred.mask, pred.prob > 0.5)
+
+
+def test_second_prompt_reuses_the_image_embedding(segmenter, monkeypatch):
+    image = np.random.default_rng(0).integers(0, 255, (32, 32), dtype=np.uint8)
+    calls = []
+    original = segmenter.seg.amvlm.encode_image
+    monkeypatch.setattr(segmenter.seg.amvlm, "encode_image", lambda *a, **k: calls.append(1) or original(*a, **k))
+    a = segmenter.predict(image, "lower left lung")
+    b = segmenter.predict(image, "upper right lung")
+    assert len(calls) == 1 and segmenter.cache_hits == 1
+    assert not np.allclose(a.text_prob, b.text_prob)  # the new prompt was used
+    c = segmenter.predict(image.copy(), "lower left lung")  # same content, same cache entry
+    assert np.array_equal(a.prob, c.prob) and len(calls) == 1
+
+
+def test_fused_is_lambda_mix(segmenter):
+    image = np.random.default_rng(3).integers(0, 255, (32, 32), dtype=np.uint8)
+    p = segmenter.predict(image, "lower left lung")
+    lam = segmenter.seg.cfg.fusion_lambda
+    np.testing.assert_allclose(p.prob, lam * p.text_prob + (1 - lam) * p.teacher_prob, atol=1e-5)
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", None])
+def test_empty_prompt_is_a_clear_error(segmenter, prompt):
+    with pytest.raises(ValueError, match="empty"):
+        segmenter.predict(np.zeros((32, 32), np.uint8), prompt)
+
+
+def test_long_and_non_ascii_prompts_work(segmenter):
+    image = np.zeros((32, 32), np.uint8)
+    assert segmenter.predict(image, "left lung " * 1000).mask.shape == (32, 32)  # truncated to max_length tokens
+    assert segmenter.predict(image, "infección pulmonar, pulmón izquierdo — 左肺").mask.shape == (32, 32)
+
+
+def test_bad_image_shape(segmenter):
+    with pytest.raises(ValueError, match="unsupported image shape"):
+        segmenter.predict(np.zeros((2, 3, 4, 5), np.uint8), "left")

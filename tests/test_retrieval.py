@@ -1,0 +1,62 @@
+"""Image -> sentence retrieval: an oracle model scores 100 %, the frequency prior is what it claims."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from napari_amvlm.data.dataset import read_records
+from napari_amvlm.retrieval import retrieval_accuracy
+
+from .conftest import SAMPLE_DATA
+
+QATA = SAMPLE_DATA / "qata"
+
+
+class _Oracle:
+    """Embeds each sentence as a one-hot vector and each image as the vector of its own sentence."""
+
+    def __init__(self, texts_by_pixel_sum, sentences, noise=0.0):
+        self.cfg = types.SimpleNamespace(vision=types.SimpleNamespace(image_size=32))
+        self.lookup = texts_by_pixel_sum
+        self.sentences = sentences
+        self.noise = noise
+
+    def to(self, *_):
+        return self
+
+    def eval(self):
+        return self
+
+    def encode_text(self, texts, with_dist=False):
+        return {"global": torch.stack([F.one_hot(torch.tensor(self.sentences.index(t)), len(self.sentences)).float()
+                                       for t in texts])}
+
+    def encode_image(self, images, with_dist=False):
+        rows = [self.lookup[round(float(im.sum()), 2)] for im in images]
+        return self.encode_text(rows)
+
+
+@pytest.fixture
+def oracle():
+    from napari_amvlm.data.dataset import ImageTextDataset
+
+    ds = ImageTextDataset(QATA, size=32)
+    sentences = list(dict.fromkeys(r.text for r in read_records(QATA)))
+    lookup = {round(float(ds[i]["image"].sum()), 2): ds[i]["text"] for i in range(len(ds))}
+    return _Oracle(lookup, sentences)
+
+
+def test_oracle_scores_100(oracle):
+    res = retrieval_accuracy(oracle, QATA, QATA)
+    assert res.top1 == 100.0 and res.top5 == 100.0 and res.n_images == 10 and res.n_candidates == 5
+
+
+def test_prior_ranks_by_frequency(oracle):
+    res = retrieval_accuracy(oracle, QATA, QATA)
+    texts = [r.text for r in read_records(QATA)]
+    most = max(set(texts), key=texts.count)
+    assert res.prior_top1 == pytest.approx(100.0 * texts.count(most) / len(texts))
