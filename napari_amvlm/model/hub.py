@@ -27,7 +27,7 @@ class ModelLoadError(ValueError):
 
 def trained_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The state to store: every tensor except the frozen parameters of the text encoder."""
-    frozen = {f"text.{n}" for n, p in model.text.named_parameters() if not p.requires_grad}
+    frozen = {f"text.{n}" for n in model.text.frozen_names}
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k not in frozen}
 
 

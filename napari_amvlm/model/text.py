@@ -71,6 +71,8 @@ class TextEncoder(nn.Module):
         for layer in list(layers)[len(layers) - trainable_layers :] if trainable_layers else []:
             for p in layer.parameters():
                 p.requires_grad_(True)
+        # Names of the pretrained parameters that are never trained: they are not stored in checkpoints.
+        self.frozen_names = {n for n, p in self.named_parameters() if not p.requires_grad}
 
     def tokenize(self, texts: list[str], device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
         if isinstance(texts, str):

@@ -32,7 +32,7 @@ from ..data.split import labeled_split
 from ..data.transforms import PairTransform, photometric_view
 from ..device import autocast, resolve_device
 from ..evaluation import evaluate
-from ..fusion import pseudo_label
+from ..fusion import confidence, pseudo_label
 from ..losses.functional import same_text_targets
 from ..losses.segmentation import segmentation_loss
 from ..losses.text_guided import text_guided_loss
@@ -118,7 +118,7 @@ def _losses(seg, trainable, teacher, images, masks, texts, n_lab, step, steps_pe
             if tm is not None:
                 target, weight = pseudo_label(p, tm.prob[n_lab:].detach(), seg.cfg.fusion_lambda)
             else:
-                target, weight = (p > 0.5).float(), (2 * p - 1).abs()
+                target, weight = (p > 0.5).float(), confidence(p)
         unsup = segmentation_loss(logits[n_lab:], target, weight)["loss"]
         ramp = cfg.consistency_weight * sigmoid_rampup(step, cfg.rampup_epochs * steps_per_epoch)
         out.update({"unsup": unsup, "ramp": torch.tensor(ramp)})

@@ -55,7 +55,7 @@ def test_evaluate_matches_hand_computation(seg_dir, tmp_path, capsys):
         prob = batch_probabilities(seg, it["image"][None], [it["text"]], "fused")[0, 0].numpy()
         expected.append(_hand_dice_iou(prob > 0.5, it["mask"][0].numpy() > 0.5))
     got = [(float(r["dice"]), float(r["iou"])) for r in csv.DictReader(open(per))]
-    assert got == pytest.approx(expected, abs=1e-9)
+    assert [x for pair in got for x in pair] == pytest.approx([float(x) for pair in expected for x in pair], abs=1e-9)
     mean_dice = 100 * np.mean([d for d, _ in expected])
     assert f"dice={mean_dice:.2f}" in last
 

@@ -40,7 +40,7 @@ def test_round_changes_student_and_teacher_and_teacher_is_ema(tiny_amvlm_dir, ti
 
     monkeypatch.setattr(EMATeacher, "update", spy)
     out = tmp_path / "seg"
-    events = list(mt.train_mean_teacher(QATA, QATA, tiny_amvlm_dir, out, _cfg(), tiny_seg_cfg,
+    events = list(mt.train_mean_teacher(QATA, QATA, tiny_amvlm_dir, out, _cfg(epochs=2), tiny_seg_cfg,
                                         labeled_fraction=0.4, device="cpu", max_steps=3, val_limit=4))
     steps = [e for e in events if isinstance(e, StepEvent)]
     assert len(steps) == 3 and checks and all(checks)
