@@ -195,7 +195,7 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
                 dist.broadcast(b, 0)
         teacher.update(seg.unet, step)
         step += 1
-        yield StepEvent(step=step, total_steps=total, epoch=step // steps_per_epoch + 1,
+        yield StepEvent(step=step, total_steps=total, epoch=(step - 1) // steps_per_epoch + 1,
                         losses={k: float(v.detach()) for k, v in losses.items()}, lr=opt.param_groups[0]["lr"],
                         images_per_s=len(texts) * world / max(time.perf_counter() - t0, 1e-9))
         if step % steps_per_epoch and step != total:
