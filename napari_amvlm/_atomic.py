@@ -24,23 +24,24 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
     try:
         write(tmp_path)
-        with open(tmp_path, "rb") as f:
-            os.fsync(f.fileno())
+        fsync_path(tmp_path)
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda p: p.write_text(text))
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_path(path: str | os.PathLike) -> None:
+    """fsync a file or a directory (directories: where the OS allows it)."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if os.path.isdir(path) else os.O_RDONLY
     try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. platforms without directory fds
+        fd = os.open(path, flags)
+    except OSError:  # pragma: no cover - e.g. directories on Windows
         return
     try:
         os.fsync(fd)

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import atomic_write_text, fsync_path
+
 try:  # POSIX advisory locks; released by the kernel when a process dies, even by SIGKILL
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -204,21 +206,6 @@ def mask_stem(path: Path, prefix: str | None = None) -> str:
 
 
 # ------------------------------------------------------------------------------------ durable files
-def fsync_path(path: str | os.PathLike) -> None:
-    """fsync a file or a directory (directories: where the OS allows it)."""
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if os.path.isdir(path) else os.O_RDONLY
-    try:
-        fd = os.open(path, flags)
-    except OSError:  # pragma: no cover - e.g. directories on Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
 def fsync_tree(root: str | os.PathLike) -> None:
     """fsync every file and directory under ``root`` (deepest first), then ``root`` itself."""
     for dirpath, _dirs, files in os.walk(root, topdown=False):
@@ -228,17 +215,8 @@ def fsync_tree(root: str | os.PathLike) -> None:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON to a temporary file, fsync it, rename it over ``path`` and fsync the folder.
-
-    A reader sees either the old file or the new one, never a mix, whenever the writer dies.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_path(path.parent)
+    """Write JSON atomically (see ``_atomic``): a reader sees the old file or the new one, never a mix."""
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=False))
 
 
 @contextlib.contextmanager

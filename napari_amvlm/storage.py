@@ -309,7 +309,7 @@ class Project(ProjectCatalog):
         for p in (self.root / ARRAYS_DIR).iterdir():
             if p.name not in keep:
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-        for p in self.root.glob(f".{MANIFEST_NAME}.*.tmp"):
+        for p in self.root.glob(".*.tmp*"):  # temporary files of atomic writes that never completed
             p.unlink(missing_ok=True)
 
     def compact(self) -> None:
