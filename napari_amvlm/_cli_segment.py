@@ -28,6 +28,8 @@ def _train_parser(sub) -> None:
     lab.add_argument("--labeled-fraction", type=float, help="seeded fraction of labeled images, in (0, 1]")
     lab.add_argument("--labeled", nargs="+", metavar="NAME", help="explicit labeled image names (file stems)")
     p.add_argument("--no-text", action="store_true", help="plain Mean Teacher: no text-mask generator or fusion")
+    p.add_argument("--supervised-only", action="store_true",
+                   help="baseline: the U-Net on the labeled images only (no unlabeled images, no text)")
     d = MeanTeacherConfig()
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--labeled-batch", type=int, default=d.labeled_batch)
@@ -56,7 +58,9 @@ def _train(args: argparse.Namespace) -> int:
     rank = dist.get_rank() if dist.is_initialized() else 0
     cfg = MeanTeacherConfig(epochs=args.epochs, labeled_batch=args.labeled_batch,
                             unlabeled_batch=args.unlabeled_batch, seed=args.seed)
-    seg_cfg = SegmenterConfig(use_text=not args.no_text)
+    if args.supervised_only:
+        cfg.unlabeled_batch = 0
+    seg_cfg = SegmenterConfig(use_text=not (args.no_text or args.supervised_only))
     if args.base:
         seg_cfg.unet = UNetConfig(base=args.base)
     out = Path(args.out)
