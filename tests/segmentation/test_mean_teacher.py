@@ -104,3 +104,11 @@ def test_resume_continues_exactly(tiny_amvlm_dir, tiny_seg_cfg, tmp_path):
     sa, sb = load_segmenter(a).stage2_state(), load_segmenter(b).stage2_state()
     for k in sa:
         assert torch.allclose(sa[k], sb[k], atol=1e-5), k
+
+
+def test_supervised_only_uses_no_unlabeled_images(tiny_amvlm_dir, tiny_seg_cfg, tmp_path):
+    tiny_seg_cfg.use_text = False
+    events = list(mt.train_mean_teacher(QATA, None, tiny_amvlm_dir, tmp_path / "s", _cfg(unlabeled_batch=0),
+                                        tiny_seg_cfg, labeled_fraction=0.4, device="cpu", max_steps=1))
+    step = [e for e in events if isinstance(e, StepEvent)][0]
+    assert set(step.losses) == {"sup/dice", "sup/bce", "loss"}
