@@ -41,6 +41,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
     p.add_argument("--val-limit", type=int, default=None, help="validate on the first N images only")
     p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--progress-json", action="store_true",
+                   help="print every event as one JSON object per line (for the napari plugin)")
     p.set_defaults(func=_train)
 
 
@@ -50,6 +52,7 @@ def _train(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
     from .config import SegmenterConfig, UNetConfig, save_json
+    from .progress import event_to_json
     from .training.events import CheckpointEvent, StepEvent, format_event
     from .training.mean_teacher import train_mean_teacher
 
@@ -70,6 +73,11 @@ def _train(args: argparse.Namespace) -> int:
     try:
         for ev in train_mean_teacher(args.data, args.val, args.model, out, cfg, seg_cfg, args.labeled_fraction,
                                      args.labeled, args.device, args.resume, args.max_steps, args.val_limit):
+            if rank == 0 and args.progress_json:
+                line = event_to_json(ev)
+                if line:
+                    print(line, flush=True)
+                continue
             if rank != 0 or (isinstance(ev, StepEvent) and ev.step % args.log_every and ev.step != ev.total_steps):
                 continue
             if isinstance(ev, CheckpointEvent) and ev.kind == "resume":

@@ -1,0 +1,402 @@
+"""Retrain from an annotation project in a separate process (no Qt): what the plugin's Retrain button runs.
+
+1. :func:`prepare_training_folder` exports the project as an ``image,mask,text`` folder: corrected images are
+   labeled with their human label, every other image is unlabeled; each image's text is its latest prompt.
+2. :class:`RetrainJob` starts ``python -m napari_amvlm.cli train --progress-json ...`` as a child process,
+   reads its progress events from a pipe on a reader thread (:meth:`RetrainJob.poll` never blocks), and can be
+   cancelled (terminate, then kill after a grace period).
+3. When the process succeeds, :meth:`RetrainJob.finalize` loads the new model folder (the validation), moves it
+   to ``<project>/models/round-NNN``, registers its weights and records the round in the project store.
+
+The child never opens the project: it reads the exported copy. A crashed or killed process therefore leaves
+every human label untouched, and the model currently in use is never written to (the new one goes to a fresh
+folder, which is deleted unless it validates).
+"""
+
+from __future__ import annotations
+
+import atexit
+import csv
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .device import resolve_device
+from .model.hub import SEG_CONFIG_NAME, SEG_WEIGHTS_NAME, has_segmenter, load_segmenter, read_config
+from .progress import parse_event_line
+from .storage import Project, Status
+from .training.checkpoint import RESUME_NAME
+from .training.events import DoneEvent, StepEvent
+
+MODELS_SUBDIR = "models"  # model versions trained from a project live in <project>/models/round-NNN
+
+
+@dataclass
+class TrainingSet:
+    """An exported training folder and which project images it holds."""
+
+    folder: Path  # holds text.csv, images/, masks/
+    labeled: list[str]  # image ids with a human label (file stems in the folder)
+    unlabeled: list[str]  # image ids used as unlabeled data
+    skipped: list[str] = field(default_factory=list)  # images without any prompt (no text to train with)
+
+
+def _latest_prompt(project: Project, image_id: str) -> str | None:
+    prompts = [p.text for p in project.prompts(image_id) if p.text.strip()]
+    return prompts[-1] if prompts else None
+
+
+def prepare_training_folder(project: Project, folder: str | os.PathLike, default_prompt: str | None = None
+                            ) -> TrainingSet:
+    """Export ``project`` as a training folder. Images with no prompt get ``default_prompt`` (or are skipped).
+
+    Raises ValueError when no image is corrected (Mean Teacher needs at least one labeled image).
+    """
+    from skimage import io as skio
+
+    project.refresh()
+    corrected = set(project.image_ids(Status.CORRECTED))
+    if not corrected:
+        raise ValueError("no corrected image yet: correct at least one mask and press 'Mark corrected' first")
+    folder = Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "masks").mkdir(exist_ok=True)
+    out = TrainingSet(folder, [], [])
+    rows = []
+    for image_id in project.image_ids():
+        text = _latest_prompt(project, image_id) or (default_prompt or "").strip()
+        if not text:
+            out.skipped.append(image_id)
+            continue
+        image = np.asarray(project.read_image(image_id)[...])
+        skio.imsave(str(folder / "images" / f"{image_id}.tif"), image, check_contrast=False)
+        mask_name = ""
+        if image_id in corrected:
+            mask = np.asarray(project.read_mask(image_id, "human")[...])
+            mask_name = f"masks/{image_id}.png"
+            skio.imsave(str(folder / mask_name), ((mask != 0) * 255).astype(np.uint8), check_contrast=False)
+        (out.labeled if mask_name else out.unlabeled).append(image_id)
+        rows.append((f"images/{image_id}.tif", mask_name, text))
+    if not out.labeled:
+        raise ValueError("the corrected images have no prompt: type a description for them first")
+    with open(folder / "text.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image", "mask", "text"])
+        writer.writerows(rows)
+    return out
+
+
+@dataclass
+class RetrainSettings:
+    """How a round trains (passed to ``amvlm train``)."""
+
+    epochs: int = 20  # passes over the corrected images
+    labeled_batch: int = 4  # corrected images per step (repeated when there are fewer)
+    unlabeled_batch: int = 4  # unlabeled images per step
+    max_steps: int | None = None  # stop early after this many steps
+    device: str = "auto"  # auto | cpu | cuda | mps
+    seed: int = 0
+    cpu_threads: int | None = None  # torch threads of the child; None = all cores but one (the viewer keeps one)
+
+
+class JobState(str, Enum):
+    """Where a training round is."""
+
+    NEW = "new"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"  # the process exited 0 with a model folder; call finalize()
+    FAILED = "failed"  # crashed, killed from outside, or refused its input
+    CANCELLED = "cancelled"  # stopped by cancel()
+
+
+@dataclass
+class RoundResult:
+    """A finished, validated and recorded round."""
+
+    index: int  # round number in the project
+    folder: Path  # the new model folder
+    model_sha: str  # sha256 of its segmenter weights (the project's model id)
+    metrics: dict[str, float]  # last step's losses
+    segmenter: Any = None  # the loaded TextGuidedSegmenter (eval mode), ready to hot-swap
+
+
+_RUNNING: set[RetrainJob] = set()  # jobs whose process may still run (ended at interpreter exit)
+
+
+@atexit.register
+def _end_all_jobs() -> None:
+    for job in list(_RUNNING):
+        job.cancel(wait=True)
+
+
+def _parent_death_signal():
+    """Linux: a function for ``preexec_fn`` that makes the child get SIGTERM when the thread that started it
+    dies (e.g. the viewer crashes). libc is looked up here, in the parent, so the child only makes one call."""
+    if sys.platform != "linux":
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+class RetrainJob:
+    """One training round of a project in a child process. Start it from a thread that outlives it (the GUI
+    thread): on Linux the child is told to end when that thread ends."""
+
+    def __init__(self, project: Project, base_model: str | os.PathLike, settings: RetrainSettings | None = None,
+                 default_prompt: str | None = None, python: str | None = None) -> None:
+        self.project = project
+        self.base_model = Path(base_model)
+        self.settings = settings or RetrainSettings()
+        self.default_prompt = default_prompt
+        self.python = python or sys.executable
+        self.state = JobState.NEW
+        self.round_index = len(project.rounds()) + 1
+        self.events: list[object] = []  # every event received so far
+        self.last_step: StepEvent | None = None
+        self.returncode: int | None = None
+        self.message = ""  # why it failed, in one line
+        self.training_set: TrainingSet | None = None
+        self.out_dir: Path | None = None
+        self._proc: subprocess.Popen | None = None
+        self._queue: queue.Queue = queue.Queue()
+        self._stderr: deque[str] = deque(maxlen=40)
+        self._threads: list[threading.Thread] = []
+        self._tmp: Path | None = None
+        self._cancelled = False
+        self._kill_at: float | None = None
+
+    # ---------------------------------------------------------------------------------------- start
+    def command(self) -> list[str]:
+        """The ``amvlm train`` command line of this round (after :meth:`start` prepared the folder)."""
+        s, ts = self.settings, self.training_set
+        assert ts is not None and self.out_dir is not None
+        cmd = [self.python, "-m", "napari_amvlm.cli", "train", "--progress-json", "--data", str(ts.folder),
+               "--model", str(self.base_model), "--out", str(self.out_dir), "--labeled", *ts.labeled,
+               "--epochs", str(s.epochs), "--labeled-batch", str(s.labeled_batch),
+               "--unlabeled-batch", str(s.unlabeled_batch), "--seed", str(s.seed), "--device", s.device]
+        if s.max_steps:
+            cmd += ["--max-steps", str(s.max_steps)]
+        seg = _segmenter_settings(self.base_model)
+        if seg.get("unet", {}).get("base"):
+            cmd += ["--base", str(seg["unet"]["base"])]
+        if seg.get("use_text") is False:
+            cmd += ["--no-text"]
+        return cmd
+
+    def start(self) -> None:
+        """Export the project, then start the training process. Raises ValueError for unusable input."""
+        if self.state is not JobState.NEW:
+            raise RuntimeError("this round was already started")
+        read_config(self.base_model)  # a clear ModelLoadError for a folder that is not a model
+        self._tmp = Path(tempfile.mkdtemp(prefix="amvlm-round-"))
+        try:
+            self.training_set = prepare_training_folder(self.project, self._tmp / "data", self.default_prompt)
+        except BaseException:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            raise
+        models = self.project.root / MODELS_SUBDIR
+        models.mkdir(exist_ok=True)
+        self.out_dir = models / f".round-{self.round_index:03d}.partial-{uuid.uuid4().hex[:8]}"
+        self._proc = subprocess.Popen(
+            self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            bufsize=1, env=self._child_env(), preexec_fn=_parent_death_signal(),  # noqa: PLW1509 (one libc call)
+        )  # fmt: skip
+        self.state = JobState.RUNNING
+        _RUNNING.add(self)
+        for target, stream in ((self._read_stdout, self._proc.stdout), (self._read_stderr, self._proc.stderr)):
+            t = threading.Thread(target=target, args=(stream,), daemon=True, name="amvlm-retrain-pipe")
+            t.start()
+            self._threads.append(t)
+
+    def _child_env(self) -> dict[str, str]:
+        env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            if self.settings.cpu_threads:
+                env[var] = str(self.settings.cpu_threads)
+            else:
+                env.setdefault(var, str(max(1, (os.cpu_count() or 2) - 1)))
+        return env
+
+    def _read_stdout(self, stream) -> None:
+        for line in stream:
+            event = parse_event_line(line)
+            if event is not None:
+                self._queue.put(event)
+        stream.close()
+
+    def _read_stderr(self, stream) -> None:
+        for line in stream:
+            if line.strip():
+                self._stderr.append(line.rstrip())
+        stream.close()
+
+    # ------------------------------------------------------------------------------------- progress
+    @property
+    def running(self) -> bool:
+        return self.state is JobState.RUNNING
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def poll(self) -> list[object]:
+        """New events since the last call (never blocks for long); updates :attr:`state` when the process ended."""
+        new = self._drain()
+        if self.state is not JobState.RUNNING or self._proc is None:
+            return new
+        if self._kill_at is not None and time.monotonic() >= self._kill_at:
+            self._proc.kill()
+        rc = self._proc.poll()
+        if rc is None:
+            return new
+        for t in self._threads:
+            t.join(timeout=1.0)
+        new += self._drain()
+        self._finish(rc)
+        return new
+
+    def _drain(self) -> list[object]:
+        out = []
+        while True:
+            try:
+                ev = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            out.append(ev)
+            if isinstance(ev, StepEvent):
+                self.last_step = ev
+        self.events.extend(out)
+        return out
+
+    def _finish(self, rc: int) -> None:
+        self.returncode = rc
+        _RUNNING.discard(self)
+        done = any(isinstance(e, DoneEvent) for e in self.events)
+        if self._cancelled:
+            self.state, self.message = JobState.CANCELLED, "training cancelled; the previous weights are kept"
+        elif rc == 0 and done and self.out_dir is not None and has_segmenter(self.out_dir):
+            self.state = JobState.SUCCEEDED
+        else:
+            self.state, self.message = JobState.FAILED, self._failure_message(rc)
+        if self.state is not JobState.SUCCEEDED:
+            self._discard_output()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _failure_message(self, rc: int) -> str:
+        errors = [line for line in self._stderr if "error" in line.lower()]
+        detail = (errors or list(self._stderr) or ["no output"])[-1]
+        how = f"was killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
+        return f"the training process {how} ({detail}); the previous weights and all labels are kept"
+
+    def _discard_output(self) -> None:
+        if self.out_dir is not None:
+            shutil.rmtree(self.out_dir, ignore_errors=True)
+
+    def wait(self, timeout: float | None = None) -> JobState:
+        """Block until the process ends (tests, scripts); returns the final state."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.running:
+            self.poll()
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"training round still running after {timeout} s")
+            time.sleep(0.05)
+        return self.state
+
+    def cancel(self, grace_s: float = 3.0, wait: bool = False) -> None:
+        """Stop the process: SIGTERM now, SIGKILL after ``grace_s`` (on a later :meth:`poll`, or here when
+        ``wait``)."""
+        if self._proc is None or self.state is not JobState.RUNNING:
+            return
+        self._cancelled = True
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            self._kill_at = time.monotonic() + grace_s
+        if wait:
+            try:
+                self._proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self.poll()
+
+    # ------------------------------------------------------------------------------------- finalize
+    def finalize(self, device: str = "cpu") -> RoundResult:
+        """Validate the new model (it must load), move it to ``models/round-NNN``, register and record the round.
+
+        May take a few seconds (it loads the model): call it off the GUI thread. Raises ModelLoadError if the
+        folder does not load (it is then deleted and nothing is recorded).
+        """
+        if self.state is not JobState.SUCCEEDED or self.out_dir is None:
+            raise RuntimeError(f"nothing to finalize: the round is {self.state.value}")
+        try:
+            seg = load_segmenter(self.out_dir, resolve_device(device))
+        except ValueError as err:
+            self._discard_output()
+            self.state, self.message = JobState.FAILED, f"the new model does not load ({err}); previous weights kept"
+            raise
+        (self.out_dir / RESUME_NAME).unlink(missing_ok=True)  # optimizer state: a round is never resumed
+        final = _free_name(self.out_dir.parent, f"round-{self.round_index:03d}")
+        os.replace(self.out_dir, final)
+        self.out_dir = final
+        return self._record(final, seg)
+
+    def _record(self, folder: Path, seg: Any) -> RoundResult:
+        base_sha = None
+        if has_segmenter(self.base_model):
+            base_sha = self.project.add_model(self.base_model / SEG_WEIGHTS_NAME, name=self.base_model.name).sha256
+        model = self.project.add_model(folder / SEG_WEIGHTS_NAME, name=folder.name)
+        metrics = {k: v for k, v in (self.last_step.losses if self.last_step else {}).items() if np.isfinite(v)}
+        ts = self.training_set
+        images = {"labeled": ts.labeled, "unlabeled": ts.unlabeled} if ts else {}
+        settings = {**asdict(self.settings), "base_model_folder": str(self.base_model),
+                    "steps": self.last_step.step if self.last_step else 0}
+        rec = self.project.record_round(model=model.sha256, settings=settings, seed=self.settings.seed,
+                                        metrics=metrics, base_model=base_sha, images=images)
+        return RoundResult(index=rec.index, folder=folder, model_sha=model.sha256, metrics=metrics, segmenter=seg)
+
+
+def _segmenter_settings(folder: Path) -> dict[str, Any]:
+    """The stage-2 settings of a model folder (empty for a pre-trained AMVLM alone)."""
+    try:
+        return json.loads((folder / SEG_CONFIG_NAME).read_text()).get("segmenter", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _free_name(parent: Path, name: str) -> Path:
+    path, k = parent / name, 1
+    while path.exists():
+        k += 1
+        path = parent / f"{name}-{k}"
+    return path
+
+
+def latest_round_model(project: Project) -> Path | None:
+    """The model folder of the project's latest round that still exists under ``<project>/models``."""
+    names = {m.sha256: m.name for m in project.models()}
+    for rnd in reversed(project.rounds()):
+        folder = project.root / MODELS_SUBDIR / names.get(rnd.model, "")
+        if names.get(rnd.model) and has_segmenter(folder):
+            return folder
+    return None

@@ -1,0 +1,162 @@
+"""Retrain from a project in a separate process (no Qt): export, progress, success, cancel, a killed process."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_amvlm.model.hub import ModelLoadError, load_segmenter
+from napari_amvlm.progress import event_to_json, parse_event_line
+from napari_amvlm.retrain import JobState, RetrainJob, RetrainSettings, latest_round_model, prepare_training_folder
+from napari_amvlm.storage import Project
+from napari_amvlm.training.events import CheckpointEvent, DoneEvent, MetricsEvent, StartEvent, StepEvent
+
+from .conftest import SAMPLE_DATA
+
+QATA_IMAGES = sorted((SAMPLE_DATA / "qata" / "images").glob("*.png"))[:3]
+
+
+@pytest.fixture
+def tiny_seg_dir(tiny_cfg, tiny_seg_cfg, tmp_path):
+    """A tiny trained-format model folder (AMVLM + segmenter), random weights."""
+    import torch
+
+    from napari_amvlm.model.amvlm import AMVLM
+    from napari_amvlm.model.hub import save_segmenter
+    from napari_amvlm.model.segmenter import TextGuidedSegmenter
+
+    torch.manual_seed(0)
+    return save_segmenter(TextGuidedSegmenter(AMVLM(tiny_cfg).eval(), tiny_seg_cfg), tmp_path / "tiny-seg")
+
+
+@pytest.fixture
+def project(tmp_path):
+    """Three real X-rays; the first is corrected (its expert mask), the first two have prompts."""
+    from napari_amvlm.data.io import read_mask
+
+    p = Project.create(tmp_path / "proj")
+    ids = p.add_images(QATA_IMAGES)
+    mask = read_mask(SAMPLE_DATA / "qata" / "masks" / f"mask_{QATA_IMAGES[0].name}")
+    p.add_prompt(ids[0], "lower left lung", author="tester")
+    p.add_prompt(ids[1], "lower right lung", author="tester")
+    p.mark_corrected(ids[0], mask, author="tester")
+    return p
+
+
+def _human_labels(p: Project) -> dict[str, bytes]:
+    return {i: np.asarray(p.read_mask(i, "human")[...]).tobytes() for i in p.image_ids("corrected")}
+
+
+def _settings(**kw) -> RetrainSettings:
+    base = dict(epochs=2, labeled_batch=2, unlabeled_batch=2, device="cpu", cpu_threads=1)
+    return RetrainSettings(**{**base, **kw})
+
+
+def _wait_for(job: RetrainJob, kind: type, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(isinstance(e, kind) for e in job.events):
+        job.poll()
+        assert job.running, f"the process ended early: {job.message}"
+        assert time.monotonic() < deadline, f"no {kind.__name__} after {timeout} s"
+        time.sleep(0.05)
+
+
+def test_progress_json_round_trip():
+    events = [StartEvent(10, 0, "cpu", 5), StepEvent(3, 10, 1, {"loss": 0.5, "ramp": math.nan}, 1e-3, 2.0),
+              MetricsEvent(4, {"val_dice": 0.7}), CheckpointEvent(4, Path("out/x"), "model"),
+              DoneEvent(10, 1.5, Path("out"), state={"w": object()})]
+    back = [parse_event_line(event_to_json(e)) for e in events]
+    assert [type(b) for b in back] == [type(e) for e in events]
+    assert back[1].losses["loss"] == 0.5 and math.isnan(back[1].losses["ramp"])
+    assert back[3].path == Path("out/x") and back[4].state is None and back[4].out == Path("out")
+    for line in ("epoch 1 step 3/10 loss=0.5", "{not json", '{"a": 1}', '{"amvlm_event": "step", "bogus": 1}', ""):
+        assert parse_event_line(line) is None
+
+
+def test_prepare_training_folder(project, tmp_path):
+    ids = project.image_ids()
+    ts = prepare_training_folder(project, tmp_path / "data")
+    assert ts.labeled == [ids[0]] and ts.unlabeled == [ids[1]] and ts.skipped == [ids[2]]
+    rows = list(csv.DictReader(open(tmp_path / "data" / "text.csv")))
+    assert [r["text"] for r in rows] == ["lower left lung", "lower right lung"]
+    assert rows[0]["mask"] and not rows[1]["mask"]
+    from skimage import io
+
+    assert set(np.unique(io.imread(tmp_path / "data" / rows[0]["mask"]))) <= {0, 255}
+    ts2 = prepare_training_folder(project, tmp_path / "data2", default_prompt="lung")
+    assert ts2.skipped == [] and len(ts2.unlabeled) == 2
+
+
+def test_zero_corrected_images_is_a_clear_error(tmp_path, tiny_seg_dir):
+    p = Project.create(tmp_path / "empty")
+    p.add_images(QATA_IMAGES[:1])
+    with pytest.raises(ValueError, match="no corrected image"):
+        RetrainJob(p, tiny_seg_dir, _settings()).start()
+    assert not (p.root / "models").exists() or not any((p.root / "models").iterdir())
+
+
+def test_not_a_model_folder_is_refused_before_any_process(project, tmp_path):
+    job = RetrainJob(project, tmp_path, _settings())
+    with pytest.raises(ModelLoadError):
+        job.start()
+    assert job.pid is None and job.state is JobState.NEW
+
+
+def test_round_succeeds_validates_and_records(project, tiny_seg_dir):
+    labels = _human_labels(project)
+    base_bytes = (tiny_seg_dir / "segmenter.safetensors").read_bytes()
+    job = RetrainJob(project, tiny_seg_dir, _settings(max_steps=2))
+    job.start()
+    assert "--progress-json" in job.command() and job.command()[job.command().index("--base") + 1] == "4"
+    assert job.wait(timeout=180) is JobState.SUCCEEDED, job.message
+    steps = [e for e in job.events if isinstance(e, StepEvent)]
+    assert [s.step for s in steps] == [1, 2] and "loss" in steps[-1].losses
+    result = job.finalize("cpu")
+    assert result.index == 1 and result.folder == project.root / "models" / "round-001"
+    assert not (result.folder / "resume.safetensors").exists()
+    assert load_segmenter(result.folder) is not None and result.segmenter is not None
+    (rnd,) = Project.open(project.root).rounds()
+    assert rnd.model == result.model_sha and rnd.base_model is not None and "loss" in rnd.metrics
+    assert rnd.images["labeled"] == project.image_ids("corrected")
+    assert latest_round_model(Project.open(project.root)) == result.folder
+    assert _human_labels(Project.open(project.root)) == labels
+    assert (tiny_seg_dir / "segmenter.safetensors").read_bytes() == base_bytes
+    assert not list((project.root / "models").glob(".round-*"))
+
+
+def test_cancel_stops_within_seconds_and_keeps_everything(project, tiny_seg_dir):
+    labels = _human_labels(project)
+    job = RetrainJob(project, tiny_seg_dir, _settings(epochs=10_000))
+    job.start()
+    _wait_for(job, StepEvent)
+    t0 = time.monotonic()
+    job.cancel()
+    while job.running:
+        job.poll()
+        time.sleep(0.02)
+    stop_s = time.monotonic() - t0
+    print(f"\ncancel -> process ended in {stop_s:.2f} s")
+    assert job.state is JobState.CANCELLED and stop_s < 5.0
+    assert not list((project.root / "models").iterdir())  # the partial model folder is gone
+    assert Project.open(project.root).rounds() == [] and _human_labels(Project.open(project.root)) == labels
+    with pytest.raises(RuntimeError):
+        job.finalize()
+
+
+def test_killed_process_fails_cleanly(project, tiny_seg_dir):
+    labels = _human_labels(project)
+    job = RetrainJob(project, tiny_seg_dir, _settings(epochs=10_000))
+    job.start()
+    _wait_for(job, StepEvent)
+    os.kill(job.pid, signal.SIGKILL)
+    assert job.wait(timeout=30) is JobState.FAILED
+    assert "killed by signal 9" in job.message and "labels are kept" in job.message
+    assert not list((project.root / "models").iterdir())
+    assert Project.open(project.root).rounds() == [] and _human_labels(Project.open(project.root)) == labels
