@@ -106,14 +106,30 @@ def has_segmenter(folder: str | Path) -> bool:
     return (Path(folder) / SEG_CONFIG_NAME).is_file()
 
 
+def copy_model_files(src: str | Path, dst: str | Path) -> None:
+    """Copy a pre-trained AMVLM's config.json + model.safetensors byte for byte (atomically, skipped if identical)."""
+    src, dst = Path(src), Path(dst)
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        data = (src / name).read_bytes()
+        target = dst / name
+        if target.is_file() and target.read_bytes() == data:
+            continue
+        atomic_write(target, lambda p, d=data: p.write_bytes(d))
+
+
 def save_segmenter(seg: torch.nn.Module, folder: str | Path, state: dict[str, torch.Tensor] | None = None,
-                   metadata: dict[str, str] | None = None) -> Path:
+                   metadata: dict[str, str] | None = None, amvlm_source: str | Path | None = None) -> Path:
     """Write the whole model folder: the AMVLM files plus segmenter.json + segmenter.safetensors.
 
-    ``state`` overrides the stage-2 tensors (e.g. with the EMA teacher's U-Net); each file is atomic.
+    ``state`` overrides the stage-2 tensors (e.g. with the EMA teacher's U-Net); ``amvlm_source`` is the folder
+    the frozen AMVLM was loaded from: its files are copied unchanged instead of serialised again. Each file is
+    written atomically.
     """
     folder = Path(folder)
-    save_model(seg.amvlm, folder)
+    if amvlm_source is not None and Path(amvlm_source).resolve() != folder.resolve():
+        copy_model_files(amvlm_source, folder)
+    elif amvlm_source is None:
+        save_model(seg.amvlm, folder)
     tensors = state if state is not None else seg.stage2_state()
     meta = {"format": SEG_FORMAT, **(metadata or {})}
     atomic_write(folder / SEG_WEIGHTS_NAME, lambda p: save_file(tensors, str(p), metadata=meta))

@@ -202,7 +202,7 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
             continue
         if rank == 0:
             best = yield from _end_of_epoch(view, val_ds, seg_cfg, out, step, best, dev, trainable, teacher, opt,
-                                            resume_path)
+                                            resume_path, model)
         if world > 1:
             dist.barrier()
     yield DoneEvent(steps=step, wall_s=time.perf_counter() - t_start, out=out,
@@ -215,7 +215,7 @@ def _training_state(trainable: nn.Module, teacher: EMATeacher) -> dict:
     return state
 
 
-def _end_of_epoch(view, val_ds, seg_cfg, out, step, best, dev, trainable, teacher, opt, resume_path):
+def _end_of_epoch(view, val_ds, seg_cfg, out, step, best, dev, trainable, teacher, opt, resume_path, amvlm_dir):
     """Validate the teacher, write the best model folder and the resume state (rank 0 only); returns the best
     validation Dice so far."""
     metric = float("nan")
@@ -225,7 +225,7 @@ def _end_of_epoch(view, val_ds, seg_cfg, out, step, best, dev, trainable, teache
         yield MetricsEvent(step=step, metrics={"val_dice": res.mean_dice, "val_miou": res.mean_iou})
     if val_ds is None or metric > best:
         best = metric if val_ds is not None else best
-        save_segmenter(view, out, metadata={"step": str(step), "val_dice": f"{metric:.4f}"})
+        save_segmenter(view, out, metadata={"step": str(step), "val_dice": f"{metric:.4f}"}, amvlm_source=amvlm_dir)
         yield CheckpointEvent(step=step, path=out, kind="model")
     save_resume(resume_path, _training_state(trainable, teacher), opt, {"step": step, "best": best})
     yield CheckpointEvent(step=step, path=resume_path, kind="resume")

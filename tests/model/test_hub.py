@@ -66,3 +66,13 @@ def test_cli_reports_a_damaged_resume_file_in_one_line(saved, tmp_path, capsys):
                  "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == 1 and "damaged" in err and "Traceback" not in err
+
+
+def test_segmenter_folder_keeps_the_pretrained_file_bytes(saved, tiny_seg_cfg, tmp_path):
+    from napari_amvlm.model.hub import load_segmenter, save_segmenter
+    from napari_amvlm.model.segmenter import TextGuidedSegmenter
+
+    seg = TextGuidedSegmenter(load_model(saved), tiny_seg_cfg)
+    out = save_segmenter(seg, tmp_path / "seg", amvlm_source=saved)
+    assert (out / "model.safetensors").read_bytes() == (saved / "model.safetensors").read_bytes()
+    assert load_segmenter(out).textmask is not None
