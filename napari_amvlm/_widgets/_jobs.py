@@ -1,0 +1,120 @@
+"""Background work of the AMVLM widget: short tasks on a worker thread, training rounds in a child process.
+
+A training round is polled from a QTimer on the GUI thread; polling only drains a queue filled by the
+:class:`napari_amvlm.retrain.RetrainJob` pipe reader, so the event loop never waits for the training process.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from napari.utils import progress
+from qtpy.QtCore import QObject, QTimer, Signal
+from superqt.utils import create_worker
+
+from ..retrain import JobState, RetrainJob, RoundResult
+from ..training.events import StartEvent, StepEvent
+
+POLL_MS = 100  # how often the GUI thread reads the training process's progress
+
+
+def run_in_thread(fn: Callable[..., Any], on_done: Callable[[Any], None], on_error: Callable[[Exception], None],
+                  *args: Any) -> Any:
+    """Run ``fn(*args)`` on a worker thread; the callbacks run on the GUI thread. (superqt's worker, not
+    napari's: napari's registers every worker with the window for good, which keeps the widget alive.)"""
+    worker = create_worker(fn, *args, _start_thread=False, _ignore_errors=True)  # errors go to on_error
+    worker.returned.connect(on_done)
+    worker.errored.connect(on_error)
+    worker.start()
+    return worker
+
+
+class RetrainRunner(QObject):
+    """Runs one :class:`RetrainJob` at a time with a napari progress bar (round, step, loss)."""
+
+    finished = Signal(object)  # RoundResult: validated, recorded, loaded; ready to hot-swap
+    failed = Signal(str)  # crash, kill, bad output: the previous weights stay in use
+    cancelled = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.job: RetrainJob | None = None
+        self.device = "cpu"
+        self._bar: progress | None = None
+        self._worker: Any = None
+        self._timer = QTimer(self)
+        self._timer.setInterval(POLL_MS)
+        self._timer.timeout.connect(self._tick)
+
+    @property
+    def busy(self) -> bool:
+        """A round is training or being validated."""
+        return (self.job is not None and self.job.running) or self._worker is not None
+
+    def start(self, job: RetrainJob, device: str) -> None:
+        """Start ``job`` (raises ValueError / ModelLoadError for unusable input, before any process starts)."""
+        job.start()
+        self.job, self.device = job, device
+        self._bar = progress(total=0)
+        self._bar.set_description(f"AMVLM round {job.round_index}: starting the training process")
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self.job is not None and self.job.running:
+            self.job.cancel()
+            if self._bar is not None:
+                self._bar.set_description(f"AMVLM round {self.job.round_index}: cancelling")
+
+    def shutdown(self) -> None:
+        """Stop everything now (the viewer is closing): the training process ends before this returns."""
+        try:
+            self._timer.stop()
+        except RuntimeError:  # the Qt side is already deleted; the job is plain Python
+            pass
+        if self.job is not None:
+            self.job.cancel(wait=True)
+        self._close_bar()
+
+    def _tick(self) -> None:
+        job = self.job
+        if job is None:
+            return
+        for ev in job.poll():
+            self._show(job, ev)
+        if job.running:
+            return
+        self._timer.stop()
+        self._close_bar()
+        if job.state is JobState.SUCCEEDED:
+            self._worker = run_in_thread(job.finalize, self._finalized, self._finalize_failed, self.device)
+        elif job.state is JobState.CANCELLED:
+            self.cancelled.emit(job.message)
+        else:
+            self.failed.emit(job.message)
+
+    def _show(self, job: RetrainJob, ev: object) -> None:
+        if self._bar is None:
+            return
+        if isinstance(ev, StartEvent):
+            self._bar.total = ev.total_steps
+            self._bar.set_description(f"AMVLM round {job.round_index}: training on {ev.device}")
+        elif isinstance(ev, StepEvent):
+            loss = ev.losses.get("loss", math.nan)
+            self._bar.set_description(
+                f"AMVLM round {job.round_index}: step {ev.step}/{ev.total_steps}, loss {loss:.3f}")
+            self._bar.update(ev.step - self._bar.n)
+
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def _finalized(self, result: RoundResult) -> None:
+        self._worker = None
+        self.finished.emit(result)
+
+    def _finalize_failed(self, err: Exception) -> None:
+        self._worker = None
+        self.failed.emit(f"the new weights were not used: {err}")

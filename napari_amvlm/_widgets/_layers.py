@@ -1,0 +1,171 @@
+"""Layer helpers of the AMVLM widget: which planes of an image to segment, which project image each plane is,
+and writing predictions into Labels / uncertainty layers with their provenance. No Qt here.
+
+Convention (shared with the project reader): ``layer.metadata["amvlm"]`` holds ``project`` (folder) and
+``image_ids`` (one project image id per 2D plane, leading axes flattened in C order; None = not stored yet).
+Labels layers made by the widget add ``prompt``, ``image_layer``, ``model``, ``round``, ``time`` etc.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from napari.layers import Image, Labels
+
+from .._project_records import utc_now
+from .._sample_data import TEXT_KEY
+from ..storage import Project
+
+KEY = "amvlm"
+Index = tuple[int, ...]
+
+
+class UserError(ValueError):
+    """A problem the user can fix; the widget shows the message as is."""
+
+
+def plane_shape(layer: Image) -> tuple[int, ...]:
+    """Spatial shape of an image layer (no colour axis), level 0 of a multiscale image."""
+    data = layer.data[0] if layer.multiscale else layer.data
+    return tuple(data.shape[: layer.ndim])
+
+
+def lead_shape(layer: Image) -> tuple[int, ...]:
+    """The stack axes in front of the 2D planes ((), (Z,), (T, Z), ...)."""
+    return plane_shape(layer)[:-2]
+
+
+def plane_indices(layer: Image, world_point: tuple[float, ...], all_slices: bool) -> list[Index]:
+    """The planes to work on: every plane, or the one the viewer shows now."""
+    lead = lead_shape(layer)
+    if all_slices or not lead:
+        return [tuple(i) for i in np.ndindex(*lead)]
+    data_pos = layer.world_to_data(np.asarray(world_point[-layer.ndim :]))
+    return [tuple(int(np.clip(round(float(p)), 0, n - 1)) for p, n in zip(data_pos[: len(lead)], lead))]
+
+
+def flat(index: Index, lead: tuple[int, ...]) -> int:
+    return int(np.ravel_multi_index(index, lead)) if lead else 0
+
+
+def read_plane(layer: Image, index: Index) -> np.ndarray:
+    data = layer.data[0] if layer.multiscale else layer.data
+    return np.asarray(data[index])
+
+
+def meta(layer: Any) -> dict[str, Any]:
+    return layer.metadata.get(KEY) or {}
+
+
+def image_text(layer: Image) -> str:
+    """The sentence that came with an image (sample data), or ''."""
+    return str(layer.metadata.get(TEXT_KEY) or "")
+
+
+def ensure_image_ids(project: Project, layer: Image, indices: list[Index]) -> list[str]:
+    """Project image ids of the given planes, adding planes the project does not hold yet."""
+    lead = lead_shape(layer)
+    m = dict(meta(layer))
+    ids = list(m.get("image_ids") or []) if m.get("project") == str(project.root) else []
+    ids += [None] * (int(np.prod(lead, dtype=int)) - len(ids))
+    out = []
+    for idx in indices:
+        k = flat(idx, lead)
+        if ids[k] is None or ids[k] not in project:
+            name = layer.name + (f"_z{k:04d}" if lead else "")
+            ids[k] = project.add_image(read_plane(layer, idx), name=name, rgb=layer.rgb)[0]
+        out.append(ids[k])
+    layer.metadata = {**layer.metadata, KEY: {**m, "project": str(project.root), "image_ids": ids}}
+    return out
+
+
+def source_image(viewer: Any, labels: Labels, fallback: Image | None) -> Image | None:
+    """The image a Labels layer belongs to: named in its metadata, sharing its project ids, or ``fallback``."""
+    m = meta(labels)
+    name = m.get("image_layer")
+    if name in viewer.layers and isinstance(viewer.layers[name], Image):
+        return viewer.layers[name]
+    for layer in viewer.layers:
+        if isinstance(layer, Image) and m.get("image_ids") and meta(layer).get("image_ids") == m.get("image_ids"):
+            return layer
+    images = [layer for layer in viewer.layers if isinstance(layer, Image) and not meta(layer).get("uncertainty")]
+    return fallback if fallback in images else (images[0] if len(images) == 1 else None)
+
+
+def check_labels_shape(labels: Labels, image: Image) -> None:
+    want = plane_shape(image)
+    if tuple(labels.data.shape) != want:
+        raise UserError(f"the Labels layer '{labels.name}' has shape {tuple(labels.data.shape)} but the image "
+                        f"'{image.name}' has {want}: paint on a Labels layer of the image's shape")
+
+
+def digest(data: Any) -> str:
+    return hashlib.sha1(np.ascontiguousarray(np.asarray(data)).view(np.uint8)).hexdigest()
+
+
+@dataclass
+class PlanePrediction:
+    """The result of one plane, as the worker thread returns it."""
+
+    index: Index
+    image_id: str | None
+    mask: np.ndarray
+    uncertainty: np.ndarray
+
+
+@dataclass
+class SegmentResult:
+    image: str  # image layer name
+    prompt: str
+    planes: list[PlanePrediction]
+    provenance: dict[str, Any] = field(default_factory=dict)  # model folder, sha, round, device, mode
+    cache_hits: int = 0
+
+
+def _find(viewer: Any, kind: type, image: str, prompt: str, what: str) -> Any:
+    for layer in reversed(list(viewer.layers)):  # the newest first
+        m = meta(layer)
+        if isinstance(layer, kind) and m.get("image_layer") == image and m.get("prompt") == prompt \
+                and m.get("what") == what:
+            return layer
+    return None
+
+
+def show_result(viewer: Any, image: Image, res: SegmentResult) -> Labels:
+    """Write a result into the prompt's Labels layer (new, or updated when the user did not edit it since)
+    and its hidden uncertainty layer; returns the Labels layer."""
+    shape = plane_shape(image)
+    labels = _find(viewer, Labels, image.name, res.prompt, "prediction")
+    if labels is not None and meta(labels).get("written") != digest(labels.data):
+        labels = None  # the user painted on it: keep their work, make a new layer
+    unc = _find(viewer, Image, image.name, res.prompt, "uncertainty")
+    lab_data = labels.data if labels is not None else np.zeros(shape, np.uint8)
+    unc_data = unc.data if unc is not None else np.zeros(shape, np.float32)
+    for p in res.planes:
+        lab_data[p.index] = p.mask.astype(lab_data.dtype)
+        unc_data[p.index] = p.uncertainty
+    lead = lead_shape(image)
+    ids = list(meta(labels).get("image_ids") or [None] * int(np.prod(lead, dtype=int))) if labels else \
+        [None] * int(np.prod(lead, dtype=int))
+    for p in res.planes:
+        ids[flat(p.index, lead)] = p.image_id
+    info = {**res.provenance, "what": "prediction", "prompt": res.prompt, "image_layer": image.name,
+            "image_ids": ids, "time": utc_now(), "written": digest(lab_data)}
+    kw = {"scale": image.scale[-len(shape):], "translate": image.translate[-len(shape):]}
+    if labels is None:
+        labels = viewer.add_labels(lab_data, name=res.prompt, metadata={KEY: info}, **kw)
+    else:
+        labels.metadata = {**labels.metadata, KEY: info}
+        labels.refresh()
+    uinfo = {**info, "what": "uncertainty", "uncertainty": True}
+    if unc is None:
+        viewer.add_image(unc_data, name=f"{res.prompt} uncertainty", colormap="inferno", visible=False,
+                         contrast_limits=(0.0, 1.0), metadata={KEY: uinfo}, **kw)
+    else:
+        unc.metadata = {**unc.metadata, KEY: uinfo}
+        unc.refresh()
+    viewer.layers.selection.active = labels
+    return labels

@@ -1,0 +1,309 @@
+"""The AMVLM dock widget: prompt -> mask, hand correction, Retrain in the background, hot-swap of weights.
+
+A thin adapter: each button calls one engine function (:mod:`._work`, :mod:`napari_amvlm.retrain`) and shows
+the result as napari layers. Project actions live in :class:`._project.ProjectActions`.
+"""
+
+from __future__ import annotations
+
+import weakref
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from napari.layers import Image, Labels
+from napari.utils.notifications import show_info, show_warning
+from qtpy.QtCore import QEvent, QObject, QTimer, Signal
+from qtpy.QtWidgets import QFileDialog, QWidget
+
+from ..model.hub import ModelLoadError
+from ..resources import default_model_dir
+from ..retrain import RetrainJob, RetrainSettings, RoundResult
+from . import _work
+from ._form import STACK_CHOICES, Form
+from ._jobs import RetrainRunner, run_in_thread
+from ._layers import (
+    UserError,
+    check_labels_shape,
+    ensure_image_ids,
+    image_text,
+    meta,
+    plane_indices,
+    read_plane,
+    show_result,
+    source_image,
+)
+from ._project import ProjectActions
+
+
+class AMVLMWidget(QWidget, ProjectActions):
+    """Dock widget of napari-amvlm (see the module docstring)."""
+
+    segmented = Signal(object)  # the Labels layer a prompt produced or updated
+    model_changed = Signal(object)  # the LoadedModel now in use
+    round_finished = Signal(object)  # RoundResult of a round whose weights are now in use
+
+    def __init__(self, napari_viewer: Any, model_dir: str | Path | None = None) -> None:
+        super().__init__()
+        self._viewer = weakref.ref(napari_viewer)  # weak: a closed viewer must not be kept alive by its dock
+        self.ui = Form(self)
+        self.model: _work.LoadedModel | None = None
+        self.project = None
+        self.uncertainty: dict[str, float] = {}  # image id -> mean uncertainty of its latest prediction
+        self.busy = False  # a segmentation or model load is running on a worker thread
+        self._last: tuple[str, str] | None = None  # (image layer, prompt) of the latest segmentation
+        self._last_image: Image | None = None
+        self._prefilled = ""
+        self.runner = RetrainRunner(self)
+        self._connect()
+        self._watch_window_close()
+        self._prefill_prompt()
+        self.load_model(model_dir or default_model_dir())
+
+    @property
+    def viewer(self) -> Any:
+        viewer = self._viewer()
+        if viewer is None:
+            raise RuntimeError("the viewer of this widget was closed")
+        return viewer
+
+    # ------------------------------------------------------------------------------------- wiring
+    def _connect(self) -> None:
+        ui = self.ui
+        ui.prompt.returnPressed.connect(self.segment)
+        ui.segment.clicked.connect(self.segment)
+        ui.mark.clicked.connect(self.mark_corrected)
+        ui.browse_model.clicked.connect(self._browse_model)
+        ui.device.currentTextChanged.connect(lambda _: self.model and self.load_model(self.model.folder))
+        ui.retrain.clicked.connect(self.retrain)
+        ui.cancel.clicked.connect(self.cancel_retrain)
+        ui.open_project.clicked.connect(self._browse_open_project)
+        ui.save_project.clicked.connect(self._browse_save_project)
+        ui.next_uncertain.clicked.connect(self.next_most_uncertain)
+        ui.images.itemDoubleClicked.connect(lambda item: self.go_to_image(item.data(256)))
+        self.runner.finished.connect(self._round_finished)
+        self.runner.failed.connect(lambda msg: self._round_ended(msg, warn=True))
+        self.runner.cancelled.connect(lambda msg: self._round_ended(msg, warn=False))
+        self.viewer.layers.selection.events.active.connect(self._prefill_prompt)
+
+    def say(self, text: str, warn: bool = False) -> None:
+        """Show a message in the status line and as a napari notification."""
+        self.ui.status.setText(text)
+        (show_warning if warn else show_info)(text)
+
+    def _run(self, fn: Any, on_done: Any, *args: Any, what: str) -> None:
+        self.busy = True
+
+        def done(result: Any) -> None:
+            self.busy = False
+            on_done(result)
+
+        def failed(err: Exception) -> None:
+            self.busy = False
+            self.say(f"{what} failed: {err}", warn=True)
+
+        run_in_thread(fn, done, failed, *args)  # superqt keeps a running worker alive, not this widget
+
+    # --------------------------------------------------------------------------------------- model
+    @property
+    def device(self) -> str:
+        return self.ui.device.currentText()
+
+    def _browse_model(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "AMVLM model folder", str(self.ui.model_path.text()))
+        if folder:
+            self.load_model(folder)
+
+    def load_model(self, folder: str | Path, round: int | None = None) -> None:
+        """Load a model folder on a worker thread; the current model stays in use if it fails."""
+        folder = Path(folder)
+        self.ui.model_path.setText(str(folder))
+        self.ui.model_info.setText(f"loading {folder.name}…")
+
+        def failed(err: Exception) -> None:
+            self.busy = False
+            now = f"; still using {self.model.describe()}" if self.model else ""
+            bad = isinstance(err, ModelLoadError)
+            self.ui.model_info.setText(("not a model: " if bad else "cannot load: ") + str(err) + now)
+            self.say(f"'{folder}' is not a usable AMVLM model: {err}{now}", warn=True)
+
+        self.busy = True
+        run_in_thread(_work.load, self._use_model, failed, folder, self.device, round)
+
+    def _use_model(self, model: _work.LoadedModel) -> None:
+        self.busy = False
+        self.model = model
+        self.ui.model_path.setText(str(model.folder))
+        self.ui.model_info.setText(f"in use: {model.describe()}")
+        self.model_changed.emit(model)
+
+    # ------------------------------------------------------------------------------------ segment
+    def _prefill_prompt(self, *_: Any) -> None:
+        layer = self.viewer.layers.selection.active
+        text = image_text(layer) if isinstance(layer, Image) else ""
+        if text and self.ui.prompt.text().strip() in ("", self._prefilled):
+            self.ui.prompt.setText(text)
+            self._prefilled = text
+
+    def _target_image(self) -> Image:
+        layer = self.viewer.layers.selection.active
+        if isinstance(layer, Image) and not meta(layer).get("uncertainty"):
+            return layer
+        name = meta(layer).get("image_layer") if layer is not None else None
+        if name in self.viewer.layers and isinstance(self.viewer.layers[name], Image):
+            return self.viewer.layers[name]
+        raise UserError("No image layer selected: select the image to segment in the layer list first.")
+
+    @property
+    def all_slices(self) -> bool:
+        return self.ui.stack.currentText() == STACK_CHOICES[1]
+
+    def segment(self, image: Image | None = None, prompt: str | None = None) -> None:
+        """Segment the selected image (or ``image``) for the prompt box's text (or ``prompt``)."""
+        prompt = (prompt if prompt is not None else self.ui.prompt.text()).strip()
+        try:
+            if not prompt:
+                raise UserError("The prompt is empty: describe what to segment, e.g. 'lower left lung'.")
+            image = image or self._target_image()
+            if self.model is None:
+                raise UserError("No model loaded yet: pick a model folder (or wait for it to load).")
+            if self.busy:
+                raise UserError("Still working on the previous request; try again in a moment.")
+        except UserError as err:
+            self.say(str(err), warn=True)
+            return
+        project = self.ensure_project()
+        indices = plane_indices(image, self.viewer.dims.point, self.all_slices)
+        ids = ensure_image_ids(project, image, indices)
+        planes = [read_plane(image, i) for i in indices]
+        self._last, self._last_image = (image.name, prompt), image
+        self.ui.model_info.setText(f"segmenting with {self.model.describe()}…")
+        self._run(_work.predict_planes, lambda res: self._segmented(image, res), self.model, project, planes,
+                  ids, indices, image.name, prompt, what="Segmentation")
+
+    def _segmented(self, image: Image, res: Any) -> None:
+        if image not in self.viewer.layers:
+            return  # the image was closed meanwhile
+        labels = show_result(self.viewer, image, res)
+        for p in res.planes:
+            self.uncertainty[p.image_id] = float(p.uncertainty.mean())
+        fg = float(np.mean([p.mask.mean() for p in res.planes]))
+        hit = ", cached image embedding" if res.cache_hits else ""
+        self.ui.model_info.setText(f"in use: {self.model.describe()}" if self.model else "")
+        self.say(f"'{res.prompt}': {len(res.planes)} plane(s), {100 * fg:.1f}% foreground, "
+                 f"{res.provenance['seconds']:.2f} s{hit}.")
+        self.refresh_images()
+        self.segmented.emit(labels)
+
+    # ----------------------------------------------------------------------------------- correct
+    def mark_corrected(self) -> None:
+        """Store the selected Labels layer (current slice or all slices) as human labels in the project."""
+        try:
+            n = self._mark_corrected()
+        except (UserError, ValueError) as err:
+            self.say(str(err), warn=True)
+            return
+        self.refresh_images()
+        self.say(f"Marked {n} image(s) as corrected by {self.ui.author.text().strip()} (human labels saved in "
+                 f"{self.project.root}).")
+
+    def _mark_corrected(self) -> int:
+        labels = self.viewer.layers.selection.active
+        if not isinstance(labels, Labels):
+            raise UserError("Select the Labels layer you corrected (the active layer is not a Labels layer).")
+        image = source_image(self.viewer, labels, self._last_image)
+        if image is None:
+            raise UserError(f"Cannot tell which image '{labels.name}' belongs to: segment the image first.")
+        check_labels_shape(labels, image)
+        author = self.ui.author.text().strip()
+        if not author:
+            raise UserError("Type your name in 'Annotator': a human label needs the person who corrected it.")
+        project = self.project_for(labels)
+        indices = plane_indices(image, self.viewer.dims.point, self.all_slices)
+        ids = ensure_image_ids(project, image, indices)
+        with project.transaction():
+            for index, image_id in zip(indices, ids):
+                mask = np.asarray(labels.data[index]) != 0
+                project.mark_corrected(image_id, mask, author=author, note=f"corrected in napari ('{labels.name}')")
+        return len(ids)
+
+    # ----------------------------------------------------------------------------------- retrain
+    def retrain(self) -> None:
+        """Start a Mean-Teacher round in a separate process (corrected images labeled, the rest unlabeled)."""
+        if self.runner.busy:
+            step = self.runner.job.last_step if self.runner.job else None
+            where = f" (step {step.step}/{step.total_steps})" if step else ""
+            self.say(f"A training round is already running{where}: wait for it or press Cancel.", warn=True)
+            return
+        if self.model is None:
+            self.say("No model loaded: load a model before retraining it.", warn=True)
+            return
+        if self.project is None or not self.project.image_ids("corrected"):
+            self.say("No corrected image yet: correct a mask and press 'Mark corrected' before Retrain.", warn=True)
+            return
+        settings = RetrainSettings(epochs=self.ui.epochs.value(), device=self.device)
+        job = RetrainJob(self.project, self.model.folder, settings, default_prompt=self.ui.prompt.text())
+        try:
+            self.runner.start(job, self.device)
+        except ValueError as err:
+            self.say(f"Retrain cannot start: {err}", warn=True)
+            return
+        self.ui.cancel.setEnabled(True)
+        self.say(f"Round {job.round_index} is training in a separate process (pid {job.pid}); the viewer stays "
+                 "usable.")
+
+    def cancel_retrain(self) -> None:
+        if not self.runner.busy:
+            self.say("No training round is running.")
+            return
+        self.runner.cancel()
+        self.say("Cancelling the training round…")
+
+    def _round_ended(self, message: str, warn: bool) -> None:
+        self.ui.cancel.setEnabled(False)
+        self.say(message, warn=warn)
+
+    def _round_finished(self, result: RoundResult) -> None:
+        self.ui.cancel.setEnabled(False)
+        self._use_model(_work.from_round(result, self.device))
+        loss = result.metrics.get("loss")
+        self.say(f"Round {result.index} finished{f' (loss {loss:.3f})' if loss is not None else ''}: its weights "
+                 f"are in use ({result.folder}).")
+        self.refresh_images()
+        if self._last and self._last[0] in self.viewer.layers:
+            self.segment(self.viewer.layers[self._last[0]], self._last[1])
+        self.round_finished.emit(result)
+
+    # ------------------------------------------------------------------------------- close viewer
+    def _watch_window_close(self) -> None:
+        """End a running round when the viewer's window closes (or this widget is deleted)."""
+        runner = self.runner
+        self.destroyed.connect(lambda *_: runner.shutdown())
+        QTimer.singleShot(0, self._install_close_filter)
+
+    def _install_close_filter(self) -> None:
+        window = self.window()
+        if window is not None and window is not self:
+            self._close_filter = _CloseFilter(window, self.runner)
+            window.installEventFilter(self._close_filter)
+
+
+class _CloseFilter(QObject):
+    """Sees the main window's Close event; once the window is really gone, stops the training process."""
+
+    def __init__(self, window: QWidget, runner: RetrainRunner) -> None:
+        super().__init__(window)
+        self._window, self._runner = weakref.ref(window), runner
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Close:
+            window, runner = self._window, self._runner
+            QTimer.singleShot(0, lambda: _closed(window()) and runner.shutdown())
+        return False
+
+
+def _closed(window: QWidget | None) -> bool:
+    try:
+        return window is None or not window.isVisible()
+    except RuntimeError:  # already deleted
+        return True

@@ -1,0 +1,81 @@
+"""What the widget's worker threads run: load a model, segment planes, score images by uncertainty.
+
+Plain functions over the engine (no Qt), so they can run on any thread and be tested directly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._project_io import sha256_file
+from ..device import resolve_device
+from ..inference import Segmenter
+from ..model.hub import SEG_WEIGHTS_NAME, load_segmenter
+from ..storage import Project
+from ._layers import Index, PlanePrediction, SegmentResult
+
+
+@dataclass
+class LoadedModel:
+    """A model in use: where it came from, its identity in projects, and the inference object."""
+
+    folder: Path
+    segmenter: Segmenter
+    sha: str  # sha256 of segmenter.safetensors: the model's id in a project
+    device: str
+    round: int | None = None  # the project round that trained it, None for a model loaded from a folder
+
+    @property
+    def weights(self) -> Path:
+        return self.folder / SEG_WEIGHTS_NAME
+
+    def describe(self) -> str:
+        origin = f"round {self.round}" if self.round else self.folder.name
+        return f"{origin} on {self.device} (model {self.sha[:10]})"
+
+
+def load(folder: str | Path, device: str, round: int | None = None) -> LoadedModel:
+    """Load a model folder for inference; raises ModelLoadError (a ValueError) for anything that is not one."""
+    dev = resolve_device(device)
+    folder = Path(folder)
+    seg = load_segmenter(folder, dev)
+    return LoadedModel(folder, Segmenter(seg, dev), sha256_file(folder / SEG_WEIGHTS_NAME), str(dev), round)
+
+
+def from_round(result, device: str) -> LoadedModel:
+    """The model of a finished retraining round (already loaded by RetrainJob.finalize)."""
+    dev = resolve_device(device)
+    return LoadedModel(result.folder, Segmenter(result.segmenter, dev), result.model_sha, str(dev), result.index)
+
+
+def predict_planes(model: LoadedModel, project: Project, planes: list[np.ndarray], ids: list[str],
+                   indices: list[Index], image: str, prompt: str) -> SegmentResult:
+    """Segment each plane for ``prompt``, store each mask as the image's prediction, return the result."""
+    t0 = time.perf_counter()
+    hits = model.segmenter.cache_hits
+    project.add_model(model.weights, name=model.folder.name)
+    out = []
+    for plane, image_id, index in zip(planes, ids, indices):
+        pred = model.segmenter.predict(plane, prompt)
+        project.write_prediction(image_id, pred.mask, model=model.sha, prompt=prompt, round=model.round)
+        out.append(PlanePrediction(index, image_id, pred.mask, pred.uncertainty))
+    provenance = {"model": model.sha, "model_folder": str(model.folder), "round": model.round,
+                  "device": model.device, "mode": "fused", "seconds": round(time.perf_counter() - t0, 3)}
+    return SegmentResult(image, prompt, out, provenance, model.segmenter.cache_hits - hits)
+
+
+def score_images(model: LoadedModel, project: Project, ids: list[str], default_prompt: str) -> dict[str, float]:
+    """Mean uncertainty of each image under its latest prompt (``default_prompt`` when it has none)."""
+    scores = {}
+    for image_id in ids:
+        prompts = project.prompts(image_id)
+        prompt = prompts[-1].text if prompts else default_prompt
+        if not prompt.strip():
+            continue
+        pred = model.segmenter.predict(np.asarray(project.read_image(image_id)[...]), prompt)
+        scores[image_id] = float(pred.uncertainty.mean())
+    return scores

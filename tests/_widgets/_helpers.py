@@ -1,0 +1,32 @@
+"""Steps shared by the GUI tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+TIMEOUT_MS = 120_000  # generous: the CI machine has 2 cores, often busy
+
+
+def segment(qtbot, widget, prompt: str | None = None, image=None):
+    """Run one prompt through the widget and return the Labels layer it produced."""
+    with qtbot.waitSignal(widget.segmented, timeout=TIMEOUT_MS) as blocker:
+        widget.segment(image, prompt)
+    return blocker.args[0]
+
+
+def sample_segmented_and_corrected(viewer, widget, qtbot):
+    """Open the QaTa sample, segment it with its own sentence, paint on the mask and mark it corrected."""
+    viewer.open_sample("napari-amvlm", "qata_chest_xray")
+    image = viewer.layers[-1]
+    labels = segment(qtbot, widget)
+    labels.brush_size = 40
+    labels.paint((150, 60), 1)  # napari's own brush: a disc of label 1
+    labels.paint((40, 180), 0)  # and the eraser
+    viewer.layers.selection.active = labels
+    widget.ui.mark.click()
+    assert "Marked 1 image(s) as corrected" in widget.ui.status.text(), widget.ui.status.text()
+    return image, labels
+
+
+def human_labels(project) -> dict[str, bytes]:
+    return {i: np.asarray(project.read_mask(i, "human")[...]).tobytes() for i in project.image_ids("corrected")}

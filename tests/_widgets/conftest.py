@@ -1,0 +1,30 @@
+"""Fixtures of the GUI tests: a tiny model folder and a docked AMVLM widget (needs an X server: xvfb-run)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def tiny_seg_dir(tiny_cfg, tiny_seg_cfg, tmp_path):
+    """A tiny model folder in the trained format (AMVLM + segmenter), random weights: loads in a second."""
+    import torch
+
+    from napari_amvlm.model.amvlm import AMVLM
+    from napari_amvlm.model.hub import save_segmenter
+    from napari_amvlm.model.segmenter import TextGuidedSegmenter
+
+    torch.manual_seed(0)
+    return save_segmenter(TextGuidedSegmenter(AMVLM(tiny_cfg).eval(), tiny_seg_cfg), tmp_path / "tiny-seg")
+
+
+@pytest.fixture
+def docked(make_napari_viewer, qtbot, tiny_seg_dir):
+    """(viewer, widget): the AMVLM widget docked in a viewer, with the tiny model loaded."""
+    from napari_amvlm._widgets import AMVLMWidget
+
+    viewer = make_napari_viewer()
+    widget = AMVLMWidget(viewer, model_dir=tiny_seg_dir)
+    viewer.window.add_dock_widget(widget, name="AMVLM")
+    qtbot.waitUntil(lambda: widget.model is not None and not widget.busy, timeout=60_000)
+    return viewer, widget
