@@ -14,7 +14,13 @@ import pytest
 
 from napari_amvlm.model.hub import ModelLoadError, load_segmenter
 from napari_amvlm.progress import event_to_json, parse_event_line
-from napari_amvlm.retrain import JobState, RetrainJob, RetrainSettings, latest_round_model, prepare_training_folder
+from napari_amvlm.retrain import (
+    JobState,
+    RetrainJob,
+    RetrainSettings,
+    latest_round_model,
+    prepare_training_folder,
+)
 from napari_amvlm.storage import Project
 from napari_amvlm.training.events import CheckpointEvent, DoneEvent, MetricsEvent, StartEvent, StepEvent
 
@@ -55,7 +61,7 @@ def _human_labels(p: Project) -> dict[str, bytes]:
 
 
 def _settings(**kw) -> RetrainSettings:
-    base = dict(epochs=2, labeled_batch=2, unlabeled_batch=2, device="cpu", cpu_threads=1)
+    base = {"epochs": 2, "labeled_batch": 2, "unlabeled_batch": 2, "device": "cpu", "cpu_threads": 1}
     return RetrainSettings(**{**base, **kw})
 
 
@@ -84,7 +90,8 @@ def test_prepare_training_folder(project, tmp_path):
     ids = project.image_ids()
     ts = prepare_training_folder(project, tmp_path / "data")
     assert ts.labeled == [ids[0]] and ts.unlabeled == [ids[1]] and ts.skipped == [ids[2]]
-    rows = list(csv.DictReader(open(tmp_path / "data" / "text.csv")))
+    with open(tmp_path / "data" / "text.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     assert [r["text"] for r in rows] == ["lower left lung", "lower right lung"]
     assert rows[0]["mask"] and not rows[1]["mask"]
     from skimage import io

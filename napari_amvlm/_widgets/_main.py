@@ -182,8 +182,9 @@ class AMVLMWidget(QWidget, ProjectActions):
                   ids, indices, image.name, prompt, what="Segmentation")
 
     def _segmented(self, image: Image, res: Any) -> None:
-        if image not in self.viewer.layers:
-            return  # the image was closed meanwhile
+        viewer = self._viewer()
+        if viewer is None or image not in viewer.layers:
+            return  # the image (or the viewer) was closed meanwhile
         labels = show_result(self.viewer, image, res)
         for p in res.planes:
             self.uncertainty[p.image_id] = float(p.uncertainty.mean())

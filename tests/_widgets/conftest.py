@@ -19,10 +19,14 @@ def tiny_seg_dir(tiny_cfg, tiny_seg_cfg, tmp_path):
 
 
 @pytest.fixture
-def docked(make_napari_viewer, qtbot, tiny_seg_dir):
-    """(viewer, widget): the AMVLM widget docked in a viewer, with the tiny model loaded."""
+def docked(make_napari_viewer, qtbot, tiny_seg_dir, tmp_path, monkeypatch):
+    """(viewer, widget): the AMVLM widget docked in a viewer, with the tiny model loaded. Unsaved projects
+    go to the test's own temporary folder."""
+    import tempfile
+
     from napari_amvlm._widgets import AMVLMWidget
 
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     viewer = make_napari_viewer()
     widget = AMVLMWidget(viewer, model_dir=tiny_seg_dir)
     viewer.window.add_dock_widget(widget, name="AMVLM")

@@ -9,7 +9,7 @@ from qtpy.QtCore import Qt
 
 from napari_amvlm.storage import Project
 
-from ._helpers import TIMEOUT_MS, segment
+from ._helpers import TIMEOUT_MS
 from ._probe import GapProbe
 
 pytestmark = pytest.mark.gui

@@ -1,0 +1,73 @@
+"""Bad input the widget survives with a clear message (and the training process ends with the viewer)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ._helpers import TIMEOUT_MS, segment
+
+pytestmark = pytest.mark.gui
+
+
+def test_no_image_empty_prompt_wrong_labels(docked, qtbot):
+    viewer, w = docked
+    w.ui.prompt.setText("lower left lung")
+    w.ui.segment.click()
+    assert "No image layer selected" in w.ui.status.text()
+    viewer.open_sample("napari-amvlm", "qata_chest_xray")
+    w.ui.prompt.setText("   ")
+    w.ui.segment.click()
+    assert "The prompt is empty" in w.ui.status.text()
+    assert len(viewer.layers) == 1 and not w.busy
+
+    wrong = viewer.add_labels(np.zeros((10, 12), np.uint8), name="hand-made")
+    viewer.layers.selection.active = wrong
+    w.ui.mark.click()
+    assert "has shape (10, 12) but the image" in w.ui.status.text()
+    viewer.layers.selection.active = viewer.layers[0]
+    w.ui.mark.click()
+    assert "not a Labels layer" in w.ui.status.text()
+    assert w.project is None or not w.project.image_ids("corrected")
+
+
+def test_folders_that_are_not_models_keep_the_current_one(docked, qtbot, tmp_path, tiny_amvlm_dir):
+    viewer, w = docked
+    sha = w.model.sha
+    for folder, why in ((tmp_path / "empty", "config.json is missing"), (tmp_path / "missing", "not found"),
+                        (tiny_amvlm_dir, "no segmenter")):
+        folder.mkdir(exist_ok=True) if folder.name == "empty" else None
+        w.load_model(folder)
+        qtbot.waitUntil(lambda: not w.busy, timeout=TIMEOUT_MS)
+        assert "is not a usable AMVLM model" in w.ui.status.text() and why in w.ui.status.text()
+        assert "still using" in w.ui.model_info.text() and w.model.sha == sha
+    viewer.open_sample("napari-amvlm", "qata_chest_xray")
+    assert segment(qtbot, w).metadata["amvlm"]["model"] == sha  # the previous model still segments
+
+
+def test_retrain_without_corrections_twice_and_closing_the_viewer(docked, qtbot):
+    viewer, w = docked
+    w.ui.retrain.click()
+    assert "No corrected image yet" in w.ui.status.text()
+    viewer.open_sample("napari-amvlm", "qata_chest_xray")
+    segment(qtbot, w)
+    w.ui.retrain.click()
+    assert "No corrected image yet" in w.ui.status.text() and not w.runner.busy
+
+    image = viewer.layers[0]
+    viewer.layers.selection.active = image
+    labels = segment(qtbot, w, "lower left lung")
+    labels.data[100:150, 30:90] = 1
+    viewer.layers.selection.active = labels
+    w.ui.mark.click()
+    w.ui.epochs.setValue(10_000)
+    w.ui.retrain.click()
+    job = w.runner.job
+    assert job.running and "separate process" in w.ui.status.text()
+    w.ui.retrain.click()
+    assert "already running" in w.ui.status.text() and w.runner.job is job  # no second process
+
+    partial = job.out_dir
+    viewer.close()
+    qtbot.waitUntil(lambda: job._proc.poll() is not None, timeout=10_000)
+    assert not job.running and not partial.exists()
