@@ -111,3 +111,16 @@ def test_whole_flow(docked, qtbot, tmp_path):
     assert len(viewer.layers) == n_layers + 2  # the reader's image + labels layers
     qtbot.waitUntil(lambda: w.model is not None and not w.busy, timeout=TIMEOUT_MS)
     assert w.model.folder == dest / "models" / "round-001" and w.model.round == 1
+
+
+def test_amvlm_napari_launcher(qtbot, tiny_seg_dir):
+    """``amvlm-napari`` (the README's command) docks the widget and opens the X-ray with its sentence."""
+    from napari_amvlm._widgets.launch import build_parser, open_viewer
+
+    assert build_parser().parse_args([]).sample == "qata"
+    viewer, widget = open_viewer("qata", model=str(tiny_seg_dir), show=False)
+    try:
+        qtbot.waitUntil(lambda: widget.model is not None, timeout=TIMEOUT_MS)
+        assert len(viewer.layers) == 1 and widget.ui.prompt.text() == viewer.layers[0].metadata["amvlm_text"]
+    finally:
+        viewer.close()
