@@ -74,7 +74,7 @@ class AMVLMWidget(QWidget, ProjectActions):
         ui.segment.clicked.connect(self.segment)
         ui.mark.clicked.connect(self.mark_corrected)
         ui.browse_model.clicked.connect(self._browse_model)
-        ui.device.currentTextChanged.connect(lambda _: self.model and self.load_model(self.model.folder))
+        ui.device.currentTextChanged.connect(self._device_changed)
         ui.retrain.clicked.connect(self.retrain)
         ui.cancel.clicked.connect(self.cancel_retrain)
         ui.open_project.clicked.connect(self._browse_open_project)
@@ -108,6 +108,10 @@ class AMVLMWidget(QWidget, ProjectActions):
     @property
     def device(self) -> str:
         return self.ui.device.currentText()
+
+    def _device_changed(self, _: str) -> None:
+        if self.model is not None:
+            self.load_model(self.model.folder, self.model.round)
 
     def _browse_model(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "AMVLM model folder", str(self.ui.model_path.text()))

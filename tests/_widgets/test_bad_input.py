@@ -43,6 +43,9 @@ def test_folders_that_are_not_models_keep_the_current_one(docked, qtbot, tmp_pat
         assert "still using" in w.ui.model_info.text() and w.model.sha == sha
     viewer.open_sample("napari-amvlm", "qata_chest_xray")
     assert segment(qtbot, w).metadata["amvlm"]["model"] == sha  # the previous model still segments
+    w.ui.device.setCurrentText("cpu")  # a device change reloads the model in use on that device
+    qtbot.waitUntil(lambda: not w.busy, timeout=TIMEOUT_MS)
+    assert w.model.sha == sha and w.model.device == "cpu" and "in use" in w.ui.model_info.text()
 
 
 def test_retrain_without_corrections_twice_and_closing_the_viewer(docked, qtbot):
