@@ -65,21 +65,40 @@ def image_text(layer: Image) -> str:
     return str(layer.metadata.get(TEXT_KEY) or "")
 
 
-def ensure_image_ids(project: Project, layer: Image, indices: list[Index]) -> list[str]:
-    """Project image ids of the given planes, adding planes the project does not hold yet."""
-    lead = lead_shape(layer)
-    m = dict(meta(layer))
+def _layer_ids(project: Project, layer: Image) -> list[str | None]:
+    """The layer's per-plane project ids (None where unknown), for ``project`` only."""
+    m = meta(layer)
     ids = list(m.get("image_ids") or []) if m.get("project") == str(project.root) else []
-    ids += [None] * (int(np.prod(lead, dtype=int)) - len(ids))
-    out = []
-    for idx in indices:
-        k = flat(idx, lead)
-        if ids[k] is None or ids[k] not in project:
-            name = layer.name + (f"_z{k:04d}" if lead else "")
-            ids[k] = project.add_image(read_plane(layer, idx), name=name, rgb=layer.rgb)[0]
-        out.append(ids[k])
-    layer.metadata = {**layer.metadata, KEY: {**m, "project": str(project.root), "image_ids": ids}}
-    return out
+    return ids + [None] * (int(np.prod(lead_shape(layer), dtype=int)) - len(ids))
+
+
+def known_image_ids(project: Project, layer: Image, indices: list[Index]) -> list[str | None]:
+    """Project ids of the given planes where the project already holds them, else None."""
+    ids, lead = _layer_ids(project, layer), lead_shape(layer)
+    return [i if i is not None and i in project else None for i in (ids[flat(k, lead)] for k in indices)]
+
+
+def plane_name(layer: Image, index: Index) -> str:
+    """The name a plane gets in a project: the layer's name, plus "_z0003" for plane 3 of a stack."""
+    lead = lead_shape(layer)
+    return layer.name + (f"_z{flat(index, lead):04d}" if lead else "")
+
+
+def remember_image_ids(project: Project, layer: Image, indices: list[Index], ids: list[str]) -> None:
+    """Record in the layer's metadata which project image each plane is."""
+    all_ids, lead = _layer_ids(project, layer), lead_shape(layer)
+    for index, image_id in zip(indices, ids):
+        all_ids[flat(index, lead)] = image_id
+    layer.metadata = {**layer.metadata, KEY: {**meta(layer), "project": str(project.root), "image_ids": all_ids}}
+
+
+def ensure_image_ids(project: Project, layer: Image, indices: list[Index]) -> list[str]:
+    """Project ids of the given planes, adding the planes the project does not hold yet."""
+    known = known_image_ids(project, layer, indices)
+    ids = [k or project.add_image(read_plane(layer, i), name=plane_name(layer, i), rgb=layer.rgb)[0]
+           for k, i in zip(known, indices)]
+    remember_image_ids(project, layer, indices, ids)
+    return ids
 
 
 def source_image(viewer: Any, labels: Labels, fallback: Image | None) -> Image | None:

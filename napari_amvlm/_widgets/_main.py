@@ -27,9 +27,12 @@ from ._layers import (
     check_labels_shape,
     ensure_image_ids,
     image_text,
+    known_image_ids,
     meta,
     plane_indices,
+    plane_name,
     read_plane,
+    remember_image_ids,
     show_result,
     source_image,
 )
@@ -178,17 +181,19 @@ class AMVLMWidget(QWidget, ProjectActions):
             return
         project = self.ensure_project()
         indices = plane_indices(image, self.viewer.dims.point, self.all_slices)
-        ids = ensure_image_ids(project, image, indices)
+        known = known_image_ids(project, image, indices)
+        names = [plane_name(image, i) for i in indices]
         planes = [read_plane(image, i) for i in indices]
         self._last, self._last_image = (image.name, prompt), image
         self.ui.model_info.setText(f"segmenting with {self.model.describe()}…")
-        self._run(_work.predict_planes, lambda res: self._segmented(image, res), self.model, project, planes,
-                  ids, indices, image.name, prompt, what="Segmentation")
+        self._run(_work.predict_planes, lambda res: self._segmented(project, image, res), self.model, project,
+                  planes, known, names, image.rgb, indices, image.name, prompt, what="Segmentation")
 
-    def _segmented(self, image: Image, res: Any) -> None:
+    def _segmented(self, project: Any, image: Image, res: Any) -> None:
         viewer = self._viewer()
         if viewer is None or image not in viewer.layers:
             return  # the image (or the viewer) was closed meanwhile
+        remember_image_ids(project, image, [p.index for p in res.planes], [p.image_id for p in res.planes])
         labels = show_result(self.viewer, image, res)
         for p in res.planes:
             self.uncertainty[p.image_id] = float(p.uncertainty.mean())

@@ -52,14 +52,16 @@ def from_round(result, device: str) -> LoadedModel:
     return LoadedModel(result.folder, Segmenter(result.segmenter, dev), result.model_sha, str(dev), result.index)
 
 
-def predict_planes(model: LoadedModel, project: Project, planes: list[np.ndarray], ids: list[str],
-                   indices: list[Index], image: str, prompt: str) -> SegmentResult:
-    """Segment each plane for ``prompt``, store each mask as the image's prediction, return the result."""
+def predict_planes(model: LoadedModel, project: Project, planes: list[np.ndarray], known: list[str | None],
+                   names: list[str], rgb: bool, indices: list[Index], image: str, prompt: str) -> SegmentResult:
+    """Segment each plane for ``prompt``: add the planes the project lacks (``known`` id None, named ``names``),
+    store each mask as the image's prediction, and return the result."""
     t0 = time.perf_counter()
     hits = model.segmenter.cache_hits
     project.add_model(model.weights, name=model.folder.name)
     out = []
-    for plane, image_id, index in zip(planes, ids, indices):
+    for plane, image_id, name, index in zip(planes, known, names, indices):
+        image_id = image_id or project.add_image(plane, name=name, rgb=rgb)[0]
         pred = model.segmenter.predict(plane, prompt)
         project.write_prediction(image_id, pred.mask, model=model.sha, prompt=prompt, round=model.round)
         out.append(PlanePrediction(index, image_id, pred.mask, pred.uncertainty))

@@ -1,0 +1,125 @@
+"""How responsive the napari widget stays: prompt latency (cold / cached image embedding) and the largest
+event-loop gap while segmenting, during a Retrain round (separate process) and after Cancel.
+
+Run under an X server (a QTimer ticks every 10 ms; the gap is the longest time between two ticks)::
+
+    xvfb-run -a .venv/bin/python benchmarks/gui_responsiveness.py                # the bundled model
+    xvfb-run -a .venv/bin/python benchmarks/gui_responsiveness.py --tiny         # a tiny random model
+
+Prints a table and writes JSON (``--json``). Figures depend on the machine: compare rows of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+class Probe:
+    """Largest gap between ticks of a 10 ms QTimer."""
+
+    def __init__(self) -> None:
+        from qtpy.QtCore import QTimer
+
+        self.timer, self.last, self.gap = QTimer(), None, 0.0
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.gap = max(self.gap, now - self.last) if self.last else self.gap
+        self.last = now
+
+    def measure(self, app, start, done, timeout: float) -> tuple[float, float]:
+        """Run ``start()``, spin the event loop until ``done()``; returns (wall s, largest gap s)."""
+        self.last, self.gap = None, 0.0
+        self.timer.start()
+        t0 = time.perf_counter()
+        start()
+        while not done():
+            if time.perf_counter() - t0 > timeout:
+                raise SystemExit(f"timed out after {timeout} s")
+            app.processEvents()
+            time.sleep(0.002)
+        self.timer.stop()
+        return time.perf_counter() - t0, self.gap
+
+
+def tiny_model(folder: Path) -> Path:
+    import torch
+
+    from napari_amvlm.config import (AMVLMConfig, HeadConfig, SegmenterConfig, TextConfig, TextMaskConfig,
+                                     UNetConfig, VisionConfig)
+    from napari_amvlm.model.amvlm import AMVLM
+    from napari_amvlm.model.hub import save_segmenter
+    from napari_amvlm.model.segmenter import TextGuidedSegmenter
+
+    torch.manual_seed(0)
+    cfg = AMVLMConfig(vision=VisionConfig(image_size=32, patch_size=8, width=32, depth=1, heads=2),
+                      text=TextConfig(trainable_layers=1, max_length=24),
+                      head=HeadConfig(embed_dim=16, hidden_dim=32, pdt_heads=2))
+    seg = SegmenterConfig(unet=UNetConfig(base=4, levels=3), textmask=TextMaskConfig(hidden=8, upsample=4))
+    return save_segmenter(TextGuidedSegmenter(AMVLM(cfg).eval(), seg), folder)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", metavar="DIR", help="model folder (default: the bundled one)")
+    p.add_argument("--tiny", action="store_true", help="use a tiny random model instead")
+    p.add_argument("--epochs", type=int, default=3, help="epochs of the measured Retrain round")
+    p.add_argument("--json", default="benchmarks/results/gui_responsiveness.json")
+    args = p.parse_args(argv)
+    from qtpy.QtWidgets import QApplication
+
+    from napari_amvlm._widgets.launch import open_viewer
+
+    tmp = Path(tempfile.mkdtemp(prefix="amvlm-bench-"))
+    tempfile.tempdir = str(tmp)  # the widget's unsaved project goes here
+    model = str(tiny_model(tmp / "tiny")) if args.tiny else args.model
+    viewer, w = open_viewer("qata", model, show=True)
+    app, probe, rows = QApplication.instance(), Probe(), []
+    rows.append(("load model", *probe.measure(app, lambda: None, lambda: not w.busy, 600)))
+    if w.model is None:
+        raise SystemExit(w.ui.status.text())
+    done: list = []
+    w.segmented.connect(done.append)
+    rows.append(("prompt 1 (new image)", *probe.measure(app, w.segment, lambda: len(done) == 1, 600)))
+    image = viewer.layers[0]
+    viewer.layers.selection.active = image
+    rows.append(("prompt 2 (cached image)", *probe.measure(app, lambda: w.segment(image, "lower right lung"),
+                                                          lambda: len(done) == 2, 600)))
+    labels = done[0]
+    labels.data[100:160, 40:100] = 1
+    viewer.layers.selection.active = labels
+    w.mark_corrected()
+    w.ui.epochs.setValue(args.epochs)
+    rounds: list = []
+    w.round_finished.connect(rounds.append)
+    rows.append((f"Retrain round ({args.epochs} epochs) + hot-swap",
+                 *probe.measure(app, w.retrain, lambda: bool(rounds) and not w.busy, 3600)))
+    w.ui.epochs.setValue(10_000)
+    rows.append(("Retrain until first step", *probe.measure(
+        app, w.retrain, lambda: w.runner.job is not None and w.runner.job.last_step is not None, 600)))
+    rows.append(("Cancel until process gone", *probe.measure(app, w.cancel_retrain, lambda: not w.runner.busy, 60)))
+    viewer.close()
+    print(f"model: {w.model.describe() if w.model else '-'}\n")
+    print(f"{'action':42s} {'wall s':>8s} {'largest gap ms':>15s}")
+    for name, wall, gap in rows:
+        print(f"{name:42s} {wall:8.2f} {1000 * gap:15.0f}")
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"model": str(model or "bundled"), "rows": [
+        {"action": n, "wall_s": round(a, 3), "largest_gap_ms": round(1000 * g, 1)} for n, a, g in rows]}, indent=2))
+    print(f"\nwritten: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
