@@ -55,8 +55,15 @@ class Probe:
 def tiny_model(folder: Path) -> Path:
     import torch
 
-    from napari_amvlm.config import (AMVLMConfig, HeadConfig, SegmenterConfig, TextConfig, TextMaskConfig,
-                                     UNetConfig, VisionConfig)
+    from napari_amvlm.config import (
+        AMVLMConfig,
+        HeadConfig,
+        SegmenterConfig,
+        TextConfig,
+        TextMaskConfig,
+        UNetConfig,
+        VisionConfig,
+    )
     from napari_amvlm.model.amvlm import AMVLM
     from napari_amvlm.model.hub import save_segmenter
     from napari_amvlm.model.segmenter import TextGuidedSegmenter
