@@ -204,16 +204,27 @@ class RetrainJob:
         return cmd
 
     def start(self) -> None:
-        """Export the project, then start the training process. Raises ValueError for unusable input."""
-        if self.state is not JobState.NEW:
-            raise RuntimeError("this round was already started")
+        """:meth:`prepare` then :meth:`launch`. Raises ValueError for unusable input (before any process)."""
+        self.prepare()
+        self.launch()
+
+    def prepare(self) -> TrainingSet:
+        """Check the base model and export the project (may take a while: any thread may run it)."""
+        if self.state is not JobState.NEW or self.training_set is not None:
+            raise RuntimeError("this round was already prepared")
         read_config(self.base_model)  # a clear ModelLoadError for a folder that is not a model
         self._tmp = Path(tempfile.mkdtemp(prefix="amvlm-round-"))
         try:
             self.training_set = prepare_training_folder(self.project, self._tmp / "data", self.default_prompt)
         except BaseException:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+            self.discard()
             raise
+        return self.training_set
+
+    def launch(self) -> None:
+        """Start the training process (call from a thread that outlives it, e.g. the GUI thread)."""
+        if self.state is not JobState.NEW or self.training_set is None:
+            raise RuntimeError("prepare() the round before launching it, and launch it once")
         models = self.project.root / MODELS_SUBDIR
         models.mkdir(exist_ok=True)
         self.out_dir = models / f".round-{self.round_index:03d}.partial-{uuid.uuid4().hex[:8]}"
@@ -227,6 +238,12 @@ class RetrainJob:
             t = threading.Thread(target=target, args=(stream,), daemon=True, name="amvlm-retrain-pipe")
             t.start()
             self._threads.append(t)
+
+    def discard(self) -> None:
+        """Remove the exported training folder of a round that will not be launched."""
+        if self._tmp is not None and self.state is JobState.NEW:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
 
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")

@@ -37,6 +37,7 @@ class RetrainRunner(QObject):
     finished = Signal(object)  # RoundResult: validated, recorded, loaded; ready to hot-swap
     failed = Signal(str)  # crash, kill, bad output: the previous weights stay in use
     cancelled = Signal(str)
+    launched = Signal(object)  # the RetrainJob whose process just started
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -44,24 +45,49 @@ class RetrainRunner(QObject):
         self.device = "cpu"
         self._bar: progress | None = None
         self._worker: Any = None
+        self._cancel = False
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._tick)
 
     @property
     def busy(self) -> bool:
-        """A round is training or being validated."""
+        """A round is being exported, trained or validated."""
         return (self.job is not None and self.job.running) or self._worker is not None
 
     def start(self, job: RetrainJob, device: str) -> None:
-        """Start ``job`` (raises ValueError / ModelLoadError for unusable input, before any process starts)."""
-        job.start()
-        self.job, self.device = job, device
+        """Export the project on a worker thread, then start the training process from the GUI thread (so
+        that the child ends with the viewer). Problems with the input arrive as ``failed``."""
+        self.job, self.device, self._cancel = job, device, False
         self._bar = progress(total=0)
+        self._bar.set_description(f"AMVLM round {job.round_index}: exporting the project")
+        self._worker = run_in_thread(job.prepare, self._prepared, self._prepare_failed)
+
+    def _prepared(self, _: object) -> None:
+        self._worker = None
+        job = self.job
+        if self._cancel or job is None:
+            job and job.discard()
+            self._close_bar()
+            self.cancelled.emit("training cancelled before it started; the previous weights are kept")
+            return
+        try:
+            job.launch()
+        except OSError as err:
+            job.discard()
+            self._prepare_failed(err)
+            return
         self._bar.set_description(f"AMVLM round {job.round_index}: starting the training process")
         self._timer.start()
+        self.launched.emit(job)
+
+    def _prepare_failed(self, err: Exception) -> None:
+        self._worker = None
+        self._close_bar()
+        self.failed.emit(f"Retrain cannot start: {err}")
 
     def cancel(self) -> None:
+        self._cancel = True
         if self.job is not None and self.job.running:
             self.job.cancel()
             if self._bar is not None:

@@ -85,6 +85,7 @@ class AMVLMWidget(QWidget, ProjectActions):
         ui.next_uncertain.clicked.connect(self.next_most_uncertain)
         ui.images.itemDoubleClicked.connect(lambda item: self.go_to_image(item.data(256)))
         self.runner.finished.connect(self._round_finished)
+        self.runner.launched.connect(self._round_launched)
         self.runner.failed.connect(lambda msg: self._round_ended(msg, warn=True))
         self.runner.cancelled.connect(lambda msg: self._round_ended(msg, warn=False))
         self.viewer.layers.selection.events.active.connect(self._prefill_prompt)
@@ -253,12 +254,11 @@ class AMVLMWidget(QWidget, ProjectActions):
             return
         settings = RetrainSettings(epochs=self.ui.epochs.value(), device=self.device)
         job = RetrainJob(self.project, self.model.folder, settings, default_prompt=self.ui.prompt.text())
-        try:
-            self.runner.start(job, self.device)
-        except ValueError as err:
-            self.say(f"Retrain cannot start: {err}", warn=True)
-            return
+        self.runner.start(job, self.device)
         self.ui.cancel.setEnabled(True)
+        self.say(f"Round {job.round_index}: exporting the project for training…")
+
+    def _round_launched(self, job: RetrainJob) -> None:
         self.say(f"Round {job.round_index} is training in a separate process (pid {job.pid}); the viewer stays "
                  "usable.")
 

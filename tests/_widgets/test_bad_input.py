@@ -64,10 +64,13 @@ def test_retrain_without_corrections_twice_and_closing_the_viewer(docked, qtbot)
     viewer.layers.selection.active = labels
     w.ui.mark.click()
     w.ui.epochs.setValue(10_000)
-    w.ui.retrain.click()
+    with qtbot.waitSignal(w.runner.launched, timeout=TIMEOUT_MS):
+        w.ui.retrain.click()
+        w.ui.retrain.click()  # twice while the project is being exported
+        assert "already running" in w.ui.status.text()
     job = w.runner.job
     assert job.running and "separate process" in w.ui.status.text()
-    w.ui.retrain.click()
+    w.ui.retrain.click()  # and again while it trains
     assert "already running" in w.ui.status.text() and w.runner.job is job  # no second process
 
     partial = job.out_dir

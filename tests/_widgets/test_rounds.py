@@ -13,8 +13,9 @@ from ._helpers import TIMEOUT_MS, human_labels, sample_segmented_and_corrected, 
 pytestmark = pytest.mark.gui
 
 
-def _start_long_round(viewer, w, qtbot):
-    sample_segmented_and_corrected(viewer, w, qtbot)
+def _start_long_round(viewer, w, qtbot, corrected=False):
+    if not corrected:
+        sample_segmented_and_corrected(viewer, w, qtbot)
     w.ui.epochs.setValue(10_000)
     w.ui.retrain.click()
     job = w.runner.job
@@ -24,8 +25,16 @@ def _start_long_round(viewer, w, qtbot):
 
 def test_cancel_stops_the_round_within_seconds(docked, qtbot):
     viewer, w = docked
-    sha, labels_before = w.model.sha, None
-    job = _start_long_round(viewer, w, qtbot)
+    sha = w.model.sha
+    sample_segmented_and_corrected(viewer, w, qtbot)
+    w.ui.retrain.click()
+    w.ui.cancel.click()  # at once, while the project is exported (or just after the process started)
+    qtbot.waitUntil(lambda: not w.runner.busy, timeout=10_000)
+    first = w.runner.job
+    assert "cancelled" in w.ui.status.text() and (first.pid is None or first._proc.poll() is not None)
+
+    job = _start_long_round(viewer, w, qtbot, corrected=True)
+    assert job is not first
     labels_before = human_labels(w.project)
     t0 = time.perf_counter()
     w.ui.cancel.click()
