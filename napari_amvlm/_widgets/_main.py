@@ -74,7 +74,7 @@ class AMVLMWidget(QWidget, ProjectActions):
     def _connect(self) -> None:
         ui = self.ui
         ui.prompt.returnPressed.connect(self.segment)
-        ui.segment.clicked.connect(self.segment)
+        ui.segment.clicked.connect(lambda: self.segment())  # not segment(checked)
         ui.mark.clicked.connect(self.mark_corrected)
         ui.browse_model.clicked.connect(self._browse_model)
         ui.device.currentTextChanged.connect(self._device_changed)
