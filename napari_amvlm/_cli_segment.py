@@ -28,6 +28,8 @@ def _train_parser(sub) -> None:
     lab.add_argument("--labeled-fraction", type=float, help="seeded fraction of labeled images, in (0, 1]")
     lab.add_argument("--labeled", nargs="+", metavar="NAME", help="explicit labeled image names (file stems)")
     p.add_argument("--no-text", action="store_true", help="plain Mean Teacher: no text-mask generator or fusion")
+    p.add_argument("--init", metavar="DIR", help="continue from this model folder's trained segmenter (its "
+                                                 "settings are kept; --no-text and --base are ignored)")
     p.add_argument("--supervised-only", action="store_true",
                    help="baseline: the U-Net on the labeled images only (no unlabeled images, no text)")
     d = MeanTeacherConfig()
@@ -72,7 +74,7 @@ def _train(args: argparse.Namespace) -> int:
         save_json(cfg, out / "train_config.json")
     try:
         for ev in train_mean_teacher(args.data, args.val, args.model, out, cfg, seg_cfg, args.labeled_fraction,
-                                     args.labeled, args.device, args.resume, args.max_steps, args.val_limit):
+                                     args.labeled, args.device, args.resume, args.max_steps, args.val_limit, args.init):
             if rank == 0 and args.progress_json:
                 line = event_to_json(ev)
                 if line:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import atexit
 import csv
-import json
 import os
 import queue
 import shutil
@@ -37,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from .device import resolve_device
-from .model.hub import SEG_CONFIG_NAME, SEG_WEIGHTS_NAME, has_segmenter, load_segmenter, read_config
+from .model.hub import SEG_WEIGHTS_NAME, has_segmenter, load_segmenter, read_config
 from .progress import parse_event_line
 from .storage import Project, Status
 from .training.checkpoint import RESUME_NAME
@@ -196,11 +195,8 @@ class RetrainJob:
                "--unlabeled-batch", str(s.unlabeled_batch), "--seed", str(s.seed), "--device", s.device]
         if s.max_steps:
             cmd += ["--max-steps", str(s.max_steps)]
-        seg = _segmenter_settings(self.base_model)
-        if seg.get("unet", {}).get("base"):
-            cmd += ["--base", str(seg["unet"]["base"])]
-        if seg.get("use_text") is False:
-            cmd += ["--no-text"]
+        if has_segmenter(self.base_model):
+            cmd += ["--init", str(self.base_model)]  # each round builds on the weights in use
         return cmd
 
     def start(self) -> None:
@@ -391,14 +387,6 @@ class RetrainJob:
         rec = self.project.record_round(model=model.sha256, settings=settings, seed=self.settings.seed,
                                         metrics=metrics, base_model=base_sha, images=images)
         return RoundResult(index=rec.index, folder=folder, model_sha=model.sha256, metrics=metrics, segmenter=seg)
-
-
-def _segmenter_settings(folder: Path) -> dict[str, Any]:
-    """The stage-2 settings of a model folder (empty for a pre-trained AMVLM alone)."""
-    try:
-        return json.loads((folder / SEG_CONFIG_NAME).read_text()).get("segmenter", {})
-    except (OSError, ValueError, AttributeError):
-        return {}
 
 
 def _free_name(parent: Path, name: str) -> Path:

@@ -121,7 +121,8 @@ def test_round_succeeds_validates_and_records(project, tiny_seg_dir):
     base_bytes = (tiny_seg_dir / "segmenter.safetensors").read_bytes()
     job = RetrainJob(project, tiny_seg_dir, _settings(max_steps=2))
     job.start()
-    assert "--progress-json" in job.command() and job.command()[job.command().index("--base") + 1] == "4"
+    cmd = job.command()
+    assert "--progress-json" in cmd and cmd[cmd.index("--init") + 1] == str(tiny_seg_dir)  # builds on the weights in use
     assert job.wait(timeout=180) is JobState.SUCCEEDED, job.message
     steps = [e for e in job.events if isinstance(e, StepEvent)]
     assert [s.step for s in steps] == [1, 2] and "loss" in steps[-1].losses

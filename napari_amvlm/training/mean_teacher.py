@@ -36,7 +36,7 @@ from ..fusion import confidence, pseudo_label
 from ..losses.functional import same_text_targets
 from ..losses.segmentation import segmentation_loss
 from ..losses.text_guided import text_guided_loss
-from ..model.hub import load_model, save_segmenter
+from ..model.hub import load_model, load_segmenter, save_segmenter
 from ..model.segmenter import TextGuidedSegmenter
 from .checkpoint import RESUME_NAME, load_resume, save_resume
 from .ema import EMATeacher
@@ -131,9 +131,18 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
                        cfg: MeanTeacherConfig | None = None, seg_cfg: SegmenterConfig | None = None,
                        labeled_fraction: float | None = None, labeled_names: Sequence[str] | None = None,
                        device: str = "auto", resume: bool = False, max_steps: int | None = None,
-                       val_limit: int | None = None) -> Iterator[object]:
-    """Train the segmenter over a pre-trained AMVLM folder ``model``; write the best teacher to ``out``."""
-    cfg, seg_cfg = cfg or MeanTeacherConfig(), seg_cfg or SegmenterConfig()
+                       val_limit: int | None = None, init: str | Path | None = None) -> Iterator[object]:
+    """Train the segmenter over a pre-trained AMVLM folder ``model``; write the best teacher to ``out``.
+
+    ``init``: a model folder with a trained segmenter to continue from (its settings replace ``seg_cfg``; the
+    student and the teacher both start from its weights), as the plugin does for each new round.
+    """
+    cfg = cfg or MeanTeacherConfig()
+    init_state = None
+    if init is not None:
+        start_from = load_segmenter(init)
+        seg_cfg, init_state = start_from.cfg, start_from.stage2_state()
+    seg_cfg = seg_cfg or SegmenterConfig()
     rank, world = _rank_world()
     dev = resolve_device(device)
     if cfg.num_threads:
@@ -150,7 +159,10 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
     if val_ds is not None and val_limit:
         val_ds.keep(range(min(val_limit, len(val_ds))))
     torch.manual_seed(cfg.seed)
-    seg = TextGuidedSegmenter(amvlm, seg_cfg).to(dev)
+    seg = TextGuidedSegmenter(amvlm, seg_cfg)
+    if init_state is not None:
+        seg.load_state_dict(init_state, strict=False)
+    seg = seg.to(dev)
     teacher = EMATeacher(seg.unet, alpha_max=cfg.ema_alpha)
     trainable = _Trainable(seg)
     groups = [{"params": list(seg.unet.parameters()), "lr": cfg.lr, "base_lr": cfg.lr}]

@@ -112,3 +112,26 @@ def test_supervised_only_uses_no_unlabeled_images(tiny_amvlm_dir, tiny_seg_cfg, 
                                         tiny_seg_cfg, labeled_fraction=0.4, device="cpu", max_steps=1))
     step = [e for e in events if isinstance(e, StepEvent)][0]
     assert set(step.losses) == {"sup/dice", "sup/bce", "loss"}
+
+
+def test_init_continues_from_a_trained_segmenter(tiny_amvlm_dir, tiny_seg_cfg, tmp_path):
+    first = tmp_path / "r1"
+    list(mt.train_mean_teacher(QATA, None, tiny_amvlm_dir, first, _cfg(), tiny_seg_cfg, labeled_fraction=0.4,
+                               device="cpu", max_steps=1))
+    trained = load_segmenter(first).stage2_state()
+    events = mt.train_mean_teacher(QATA, None, tiny_amvlm_dir, tmp_path / "r2", _cfg(), None, labeled_fraction=0.4,
+                                   device="cpu", max_steps=1, init=first)
+    start = next(events)  # the StartEvent comes after the weights are loaded, before any step
+    assert start.start_step == 0
+    gen_state = {}
+    for ev in events:
+        if isinstance(ev, DoneEvent):
+            gen_state = ev.state
+    # the round started from r1's weights: one step moved them only a little, a fresh init would be far
+    from napari_amvlm.model.unet import UNet
+
+    fresh = UNet(tiny_seg_cfg.unet).state_dict()
+    keys = [k for k in trained if k.startswith("unet.") and k.endswith("weight")]
+    moved = sum(float((gen_state["teacher." + k[5:]] - trained[k]).abs().sum()) for k in keys)
+    from_fresh = sum(float((fresh[k[5:]] - trained[k]).abs().sum()) for k in keys)
+    assert moved < 0.1 * from_fresh
