@@ -1,0 +1,91 @@
+"""Prompt latency of the inference engine (``napari_amvlm.inference.Segmenter.predict``), on real QaTa images.
+
+- cold: a new image each time: content hash, resize, U-Net, vision encoder, text-mask decoder, text encoder,
+  heads, fusion, resize back to the image (the whole path the widget runs; the image-embedding cache misses);
+- warm: the same image with a new prompt each time (the cache hits: text encoder + dot product + fusion).
+
+    .venv/bin/python benchmarks/prompt_latency.py [--quick] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import print_table, qata_items, segmenter_folder, stats, timed, write_json
+
+PROMPTS = [  # sentences of the QaTa grammar, used as "new prompts" on a cached image
+    "unilateral pulmonary infection, one infected area, lower left lung.",
+    "unilateral pulmonary infection, one infected area, lower right lung.",
+    "bilateral pulmonary infection, two infected areas, lower left lung and lower right lung.",
+    "bilateral pulmonary infection, four infected areas, upper middle lower left lung and lower right lung.",
+    "unilateral pulmonary infection, two infected areas, middle lower left lung.",
+    "unilateral pulmonary infection, three infected areas, upper middle lower right lung.",
+    "bilateral pulmonary infection, three infected areas, lower left lung and middle lower right lung.",
+    ("bilateral pulmonary infection, six infected areas, upper middle lower left lung and upper middle lower "
+     "right lung."),
+]
+
+
+def measure(model_dir: Path, n_cold: int = 30, n_warm: int = 50, warmup: int = 2, device: str = "cpu") -> dict:
+    """Cold and warm prompt latency (seconds per prompt); medians over ``n_cold`` / ``n_warm`` prompts."""
+    from napari_amvlm.data.io import read_image
+    from napari_amvlm.inference import Segmenter
+    from napari_amvlm.model.hub import load_segmenter
+
+    items, source = qata_items("valid", n_cold + warmup + 1, seed=1)
+    images = [read_image(it.image) for it in items]  # as the widget passes them: the raw 2D array
+    seg = Segmenter(load_segmenter(model_dir, device), device)
+    sync = _sync(device)
+    queue = list(zip(images, [it.text for it in items]))
+
+    def cold() -> None:
+        image, text = queue.pop()
+        seg.predict(image, text)
+
+    misses = seg.cache_misses
+    cold_s = timed(cold, n_cold, warmup, sync)
+    assert seg.cache_misses - misses == n_cold + warmup, "a cold prompt hit the cache: images repeat"
+    same = queue.pop()[0]
+    seg.predict(same, PROMPTS[0])
+    k = iter(range(10**9))
+    hits = seg.cache_hits
+    warm_s = timed(lambda: seg.predict(same, PROMPTS[next(k) % len(PROMPTS)]), n_warm, warmup, sync)
+    assert seg.cache_hits - hits == n_warm + warmup, "a warm prompt missed the cache"
+    return {"cold_s": stats(cold_s), "warm_s": stats(warm_s), "device": str(device), "images": source,
+            "image_shape": list(images[0].shape), "model_size": seg.size}
+
+
+def _sync(device: str):
+    import torch
+
+    return torch.cuda.synchronize if str(device).startswith("cuda") else None
+
+
+def rows(res: dict) -> list[tuple]:
+    return [(name, res[k]["median"], res[k]["min"], res[k]["max"], res[k]["n"])
+            for name, k in (("prompt on a new image (cold)", "cold_s"), ("new prompt, same image (warm)", "warm_s"))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="a few prompts only (checks that it runs)")
+    p.add_argument("--model", type=Path, help="model folder (default: the shipped one)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    n = (3, 5, 1) if args.quick else (30, 50, 2)
+    with tempfile.TemporaryDirectory(prefix="amvlm-bench-") as tmp:
+        model, weights = (args.model, "given") if args.model else segmenter_folder(Path(tmp))
+        res = measure(model, *n, device=args.device) | {"model": str(model), "segmenter_weights": weights}
+    print_table(rows(res), ("figure", "median s", "min s", "max s", "n"))
+    if args.json:
+        write_json(args.json, res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
