@@ -21,9 +21,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     tmp_path = Path(tmp)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
     try:
         write(tmp_path)
+        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp (and some writers) make 0600 files: give the usual ones
         fsync_path(tmp_path)
         os.replace(tmp_path, path)
     except BaseException:
