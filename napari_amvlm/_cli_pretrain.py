@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .training.events import CheckpointEvent, StepEvent, format_event
+    from .training.events import log_line
     from .training.pretrain import pretrain
 
     model_cfg = AMVLMConfig()
@@ -46,11 +46,7 @@ def run(args: argparse.Namespace) -> int:
     save_json(train_cfg, out / "pretrain_config.json")
     for ev in pretrain(args.data, out, model_cfg, train_cfg, device=args.device, resume=args.resume,
                        max_steps=args.max_steps, limit=args.limit):
-        if isinstance(ev, StepEvent) and not (ev.step % args.log_every == 0 or ev.step == ev.total_steps):
-            continue
-        if isinstance(ev, CheckpointEvent) and ev.kind == "resume":
-            continue
-        line = format_event(ev)
+        line = log_line(ev, args.log_every)
         if line:
             print(line, flush=True)
     return 0

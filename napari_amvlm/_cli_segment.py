@@ -55,7 +55,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from .config import SegmenterConfig, UNetConfig, save_json
     from .progress import event_to_json
-    from .training.events import CheckpointEvent, StepEvent, format_event
+    from .training.events import log_line
     from .training.mean_teacher import train_mean_teacher
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
@@ -80,11 +80,7 @@ def _train(args: argparse.Namespace) -> int:
                 if line:
                     print(line, flush=True)
                 continue
-            if rank != 0 or (isinstance(ev, StepEvent) and ev.step % args.log_every and ev.step != ev.total_steps):
-                continue
-            if isinstance(ev, CheckpointEvent) and ev.kind == "resume":
-                continue
-            line = format_event(ev)
+            line = log_line(ev, args.log_every) if rank == 0 else None
             if line:
                 print(line, flush=True)
     finally:

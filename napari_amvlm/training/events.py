@@ -61,3 +61,12 @@ def format_event(ev) -> str | None:
     if isinstance(ev, DoneEvent):
         return f"done: {ev.steps} steps in {ev.wall_s:.0f} s -> {ev.out}"
     return None
+
+
+def log_line(ev, log_every: int) -> str | None:
+    """The line a command prints for an event: every ``log_every``-th step (and the last), no resume checkpoints."""
+    if isinstance(ev, StepEvent) and ev.step % log_every and ev.step != ev.total_steps:
+        return None
+    if isinstance(ev, CheckpointEvent) and ev.kind == "resume":
+        return None
+    return format_event(ev)
