@@ -135,3 +135,23 @@ def test_init_continues_from_a_trained_segmenter(tiny_amvlm_dir, tiny_seg_cfg, t
     moved = sum(float((gen_state["teacher." + k[5:]] - trained[k]).abs().sum()) for k in keys)
     from_fresh = sum(float((fresh[k[5:]] - trained[k]).abs().sum()) for k in keys)
     assert moved < 0.1 * from_fresh
+
+
+def test_labeled_image_without_mask_is_named(tiny_amvlm_dir, tiny_seg_cfg, tmp_path):
+    import csv
+    import shutil
+
+    data = tmp_path / "d"
+    shutil.copytree(QATA, data)
+    rows = list(csv.DictReader(open(data / "text.csv")))
+    rows[0]["mask"] = ""  # the first image has no mask
+    with open(data / "text.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["image", "mask", "text"])
+        w.writeheader()
+        w.writerows(rows)
+    name = rows[0]["image"].split("/")[-1].rsplit(".", 1)[0]
+    out = tmp_path / "o"
+    with pytest.raises(ValueError, match=f"without a mask: {name}"):
+        list(mt.train_mean_teacher(data, None, tiny_amvlm_dir, out, _cfg(), tiny_seg_cfg, labeled_names=[name],
+                                   device="cpu", max_steps=1))
+    assert not out.exists() or not any(out.iterdir())
