@@ -138,13 +138,12 @@ def save_segmenter(seg: torch.nn.Module, folder: str | Path, state: dict[str, to
     return folder
 
 
-def load_segmenter(folder: str | Path, device: str | torch.device = "cpu"):
-    """Load a model folder with a trained segmenter (AMVLM + text-mask generator + U-Net) in eval mode."""
+def read_segmenter(folder: str | Path):
+    """(SegmenterConfig, stage-2 tensors) of a model folder, without building any model."""
     from ..config import SegmenterConfig
-    from .segmenter import TextGuidedSegmenter
 
     folder = Path(folder)
-    amvlm = load_model(folder)
+    read_config(folder)  # a clear error for a missing folder or one that is not a model
     path = folder / SEG_CONFIG_NAME
     if not path.is_file():
         raise ModelLoadError(f"{folder} holds a pre-trained AMVLM but no segmenter ({SEG_CONFIG_NAME} is missing): "
@@ -155,17 +154,32 @@ def load_segmenter(folder: str | Path, device: str | torch.device = "cpu"):
         raise ModelLoadError(f"{path} is not valid JSON: {err}") from err
     if not isinstance(data, dict) or data.get("format") != SEG_FORMAT:
         raise ModelLoadError(f"{path} is not a segmenter config (format {SEG_FORMAT!r} expected)")
-    seg = TextGuidedSegmenter(amvlm, from_dict(SegmenterConfig, data["segmenter"]))
+    cfg = from_dict(SegmenterConfig, data["segmenter"])
     wpath = folder / SEG_WEIGHTS_NAME
     if not wpath.is_file():
         raise ModelLoadError(f"{folder} has no {SEG_WEIGHTS_NAME}")
     try:
-        state = load_file(str(wpath))
+        return cfg, load_file(str(wpath))
     except (SafetensorError, OSError, ValueError) as err:
         raise ModelLoadError(f"{wpath} is damaged or truncated and cannot be read ({err})") from err
+
+
+def load_stage2(seg: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load stage-2 tensors into a segmenter, refusing ones that do not fit it."""
     expected = seg.stage2_state()
     bad = sorted(set(expected) ^ set(state)) + [k for k in expected if k in state and state[k].shape != expected[k].shape]
     if bad:
-        raise ModelLoadError(f"{wpath} does not match {SEG_CONFIG_NAME} (e.g. {', '.join(bad[:3])})")
+        raise ModelLoadError(f"{source} does not match {SEG_CONFIG_NAME} (e.g. {', '.join(bad[:3])})")
     seg.load_state_dict(state, strict=False)
+
+
+def load_segmenter(folder: str | Path, device: str | torch.device = "cpu"):
+    """Load a model folder with a trained segmenter (AMVLM + text-mask generator + U-Net) in eval mode."""
+    from .segmenter import TextGuidedSegmenter
+
+    folder = Path(folder)
+    amvlm = load_model(folder)
+    cfg, state = read_segmenter(folder)
+    seg = TextGuidedSegmenter(amvlm, cfg)
+    load_stage2(seg, state, str(folder / SEG_WEIGHTS_NAME))
     return seg.to(device).eval()

@@ -36,7 +36,7 @@ from ..fusion import confidence, pseudo_label
 from ..losses.functional import same_text_targets
 from ..losses.segmentation import segmentation_loss
 from ..losses.text_guided import text_guided_loss
-from ..model.hub import load_model, load_segmenter, save_segmenter
+from ..model.hub import load_model, load_stage2, read_segmenter, save_segmenter
 from ..model.segmenter import TextGuidedSegmenter
 from .checkpoint import RESUME_NAME, load_resume, save_resume
 from .ema import EMATeacher
@@ -140,8 +140,7 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
     cfg = cfg or MeanTeacherConfig()
     init_state = None
     if init is not None:
-        start_from = load_segmenter(init)
-        seg_cfg, init_state = start_from.cfg, start_from.stage2_state()
+        seg_cfg, init_state = read_segmenter(init)
     seg_cfg = seg_cfg or SegmenterConfig()
     rank, world = _rank_world()
     dev = resolve_device(device)
@@ -161,7 +160,7 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
     torch.manual_seed(cfg.seed)
     seg = TextGuidedSegmenter(amvlm, seg_cfg)
     if init_state is not None:
-        seg.load_state_dict(init_state, strict=False)
+        load_stage2(seg, init_state, str(init))
     seg = seg.to(dev)
     teacher = EMATeacher(seg.unet, alpha_max=cfg.ema_alpha)
     trainable = _Trainable(seg)
