@@ -33,13 +33,18 @@ class Prediction:
     text_prob: np.ndarray | None  # (H, W) float32 T (None without a text-mask generator)
 
 
-@torch.inference_mode()
-def batch_probabilities(seg, images: torch.Tensor, texts: list[str] | None, mode: str = "fused") -> torch.Tensor:
-    """Probabilities (B, 1, S, S) for model-sized images (B, 3, S, S) in [0, 1] and their own sentences."""
+def check_mode(seg, mode: str) -> None:
+    """Refuse an unknown mode, or a text mode on a model trained without the text-mask generator."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if mode != "segmenter" and seg.textmask is None:
-        raise ValueError(f"this model has no text-mask generator (trained with --no-text): use mode 'segmenter'")
+        raise ValueError("this model has no text-mask generator (trained with --no-text): use mode 'segmenter'")
+
+
+@torch.inference_mode()
+def batch_probabilities(seg, images: torch.Tensor, texts: list[str] | None, mode: str = "fused") -> torch.Tensor:
+    """Probabilities (B, 1, S, S) for model-sized images (B, 3, S, S) in [0, 1] and their own sentences."""
+    check_mode(seg, mode)
     if mode == "segmenter":
         return torch.sigmoid(seg.unet(images))
     tokens, grid, sentence = seg.frozen_embeddings(images, texts)
@@ -90,20 +95,15 @@ class Segmenter:
     def predict(self, image: np.ndarray, prompt: str | None, mode: str = "fused", threshold: float = 0.5
                 ) -> Prediction:
         """Segment one 2D image (gray, RGB or 16-bit) for a prompt; results at the image's own size."""
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        if mode != "segmenter":
-            if prompt is None or not str(prompt).strip():
-                raise ValueError("the prompt is empty: describe what to segment")
-            if self.seg.textmask is None:
-                raise ValueError("this model has no text-mask generator: use mode 'segmenter'")
+        check_mode(self.seg, mode)
+        if mode != "segmenter" and (prompt is None or not str(prompt).strip()):
+            raise ValueError("the prompt is empty: describe what to segment")
         st = self._image_state(image)
-        p = st["P"]
+        p = prob = st["P"]
         t = None
         if mode != "segmenter":
             sentence = self.seg.amvlm.encode_text([str(prompt)], with_dist=False)["global"]
-            t = self.seg.textmask.from_dense(st["F"], sentence, p.shape[-2:]).prob
-        prob = {"segmenter": p, "textmask": t, "fused": None}[mode]
+            t = prob = self.seg.textmask.from_dense(st["F"], sentence, p.shape[-2:]).prob
         if mode == "fused":
             prob = fuse(p, t, self.seg.cfg.fusion_lambda)
         unc = 1.0 - (2 * prob - 1).abs()
