@@ -12,7 +12,10 @@ import platform
 import random
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,3 +250,15 @@ def segmenter_folder_in_child(work: Path) -> tuple[Path, str]:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["segmenter-folder"]:
     print("\t".join(map(str, segmenter_folder(Path(sys.argv[2])))))
+
+
+@contextmanager
+def benchmark_model(given: Path | None, build: Callable[[Path], tuple[Path, str]] | None = None
+                    ) -> Iterator[tuple[Path, str]]:
+    """(model folder, "given" | "trained" | "random"): ``given``, or one built by ``build`` (default
+    :func:`segmenter_folder`) in a temporary folder that lives as long as the ``with`` block."""
+    if given:
+        yield given, "given"
+        return
+    with tempfile.TemporaryDirectory(prefix="amvlm-bench-") as tmp:
+        yield (build or segmenter_folder)(Path(tmp))

@@ -16,13 +16,12 @@ import cProfile
 import io
 import pstats
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_table, qata_items, segmenter_folder
+from _common import benchmark_model, print_table, qata_items
 
 
 def model_parts(seg) -> dict[str, object]:
@@ -67,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from napari_amvlm.inference import Segmenter
     from napari_amvlm.model.hub import load_segmenter
 
-    with tempfile.TemporaryDirectory(prefix="amvlm-bench-") as tmp:
-        model, weights = (args.model, "given") if args.model else segmenter_folder(Path(tmp))
+    with benchmark_model(args.model) as (model, weights):
         seg = Segmenter(load_segmenter(model, "cpu"), "cpu")
     n = args.prompts
     items, _ = qata_items("valid", 3 * n + 2, seed=2)

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_table, qata_items, segmenter_folder, stats, timed, write_json
+from _common import benchmark_model, print_table, qata_items, stats, timed, write_json
 
 PROMPTS = [  # sentences of the QaTa grammar, used as "new prompts" on a cached image
     "unilateral pulmonary infection, one infected area, lower left lung.",
@@ -78,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     n = (3, 5, 1) if args.quick else (30, 50, 2)
-    with tempfile.TemporaryDirectory(prefix="amvlm-bench-") as tmp:
-        model, weights = (args.model, "given") if args.model else segmenter_folder(Path(tmp))
+    with benchmark_model(args.model) as (model, weights):
         res = measure(model, *n, device=args.device) | {"model": str(model), "segmenter_weights": weights}
     print_table(rows(res), ("figure", "median s", "min s", "max s", "n"))
     if args.json:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_table, qata_items, segmenter_folder, stats, write_json, write_training_csv
+from _common import benchmark_model, print_table, qata_items, stats, write_json, write_training_csv
 
 
 def engine(model_dir: Path, work: Path, n_labeled: int, n_unlabeled: int, steps: int, skip: int,
@@ -137,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     n = (4, 8, 3, 1) if args.quick else (32, 200, 40, 3)
-    with tempfile.TemporaryDirectory(prefix="amvlm-bench-") as tmp:
-        model, weights = (args.model, "given") if args.model else segmenter_folder(Path(tmp))
+    with benchmark_model(args.model) as (model, weights):
         res = measure(model, *n, device=args.device) | {"model": str(model), "segmenter_weights": weights}
     print_table(rows(res), ("figure", "median img/s", "min", "max", "n steps"))
     if args.json:

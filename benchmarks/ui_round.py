@@ -32,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
+    benchmark_model,
     children_peak_rss_mb,
     hwm_mb,
     print_table,
@@ -231,8 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         raise SystemExit("no X server: run under `xvfb-run -a`")
-    with tempfile.TemporaryDirectory(prefix="amvlm-bench-") as tmp:
-        model, weights = (args.model, "given") if args.model else segmenter_folder_in_child(Path(tmp))
+    with benchmark_model(args.model, segmenter_folder_in_child) as (model, weights):
         if args.quick:
             res = measure(model, 4, 8, args.rounds or 1, epochs=1, timeout=1200)
         else:
