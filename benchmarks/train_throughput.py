@@ -95,7 +95,7 @@ def plain_loop(model_dir: Path, steps: int, skip: int, device: str) -> dict:
             loss = F.binary_cross_entropy_with_logits(logits[:nl], y)
             loss = loss + F.binary_cross_entropy_with_logits(logits[nl:], pseudo)
             if seg.textmask is not None:
-                tm = seg.textmask(tokens, grid, sentence, x.shape[-2:])
+                tm = seg.textmask(tokens, grid, sentence, x.shape[-2:], texts)
                 loss = loss + F.binary_cross_entropy_with_logits(tm.logits[:nl], y)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -98,6 +98,8 @@ class TextMaskConfig:
     upsample: int = 4  # the decoder upsamples the patch grid by this factor (14x14 -> 56x56)
     init_scale: float = 10.0  # initial a in T = sigmoid(a <F, t> + b)
     init_bias: float = -2.0  # initial b: masks start mostly off
+    position_prior: bool = True  # learned logit maps for the regions a sentence's position words name
+    prior_grid: int = 14  # resolution of each position map (upsampled to the decoder's)
 
 
 @dataclass

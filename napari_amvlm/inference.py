@@ -48,7 +48,7 @@ def batch_probabilities(seg, images: torch.Tensor, texts: list[str] | None, mode
     if mode == "segmenter":
         return torch.sigmoid(seg.unet(images))
     tokens, grid, sentence = seg.frozen_embeddings(images, texts)
-    t = seg.textmask(tokens, grid, sentence, images.shape[-2:]).prob
+    t = seg.textmask(tokens, grid, sentence, images.shape[-2:], texts).prob
     if mode == "textmask":
         return t
     return fuse(torch.sigmoid(seg.unet(images)), t, seg.cfg.fusion_lambda)
@@ -103,7 +103,7 @@ class Segmenter:
         t = None
         if mode != "segmenter":
             sentence = self.seg.amvlm.encode_text([str(prompt)], with_dist=False)["global"]
-            t = prob = self.seg.textmask.from_dense(st["F"], sentence, p.shape[-2:]).prob
+            t = prob = self.seg.textmask.from_dense(st["F"], sentence, p.shape[-2:], [str(prompt)]).prob
         if mode == "fused":
             prob = fuse(p, t, self.seg.cfg.fusion_lambda)
         unc = 1.0 - (2 * prob - 1).abs()

@@ -111,6 +111,7 @@ class RetrainSettings:
     device: str = "auto"  # auto | cpu | cuda | mps
     seed: int = 0
     cpu_threads: int | None = None  # torch threads of the child; None = all cores but one (the viewer keeps one)
+    nice: int = 10  # POSIX niceness added to the child, so the viewer wins the CPU whenever it needs it
 
 
 class JobState(str, Enum):
@@ -143,18 +144,28 @@ def _end_all_jobs() -> None:
         job.cancel(wait=True)
 
 
-def _parent_death_signal():
-    """Linux: a function for ``preexec_fn`` that makes the child get SIGTERM when the thread that started it
-    dies (e.g. the viewer crashes). libc is looked up here, in the parent, so the child only makes one call."""
-    if sys.platform != "linux":
+def _child_setup(nice: int):
+    """A function for ``preexec_fn`` (POSIX), or None: lowers the child's CPU priority by ``nice`` and, on Linux,
+    makes the child get SIGTERM when the thread that started it dies (e.g. the viewer crashes). libc is looked up
+    here, in the parent, so the child only makes system calls."""
+    if os.name != "posix":
         return None
-    try:
-        import ctypes
+    prctl = None
+    if sys.platform == "linux":
+        try:
+            import ctypes
 
-        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+            prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+        except (OSError, AttributeError):
+            prctl = None
+
+    def setup() -> None:
+        if nice:
+            os.nice(nice)
+        if prctl is not None:
+            prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+    return setup
 
 
 class RetrainJob:
@@ -226,7 +237,7 @@ class RetrainJob:
         self.out_dir = models / f".round-{self.round_index:03d}.partial-{uuid.uuid4().hex[:8]}"
         self._proc = subprocess.Popen(
             self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            bufsize=1, env=self._child_env(), preexec_fn=_parent_death_signal(),  # noqa: PLW1509 (one libc call)
+            bufsize=1, env=self._child_env(), preexec_fn=_child_setup(self.settings.nice),  # noqa: PLW1509 (system calls only)
         )  # fmt: skip
         self.state = JobState.RUNNING
         _RUNNING.add(self)

@@ -15,6 +15,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -93,10 +94,14 @@ class Form:
         self.retrain = QPushButton("Retrain")
         self.cancel = QPushButton("Cancel")
         self.cancel.setEnabled(False)
+        self.progress = QProgressBar()  # a round's steps; hidden between rounds
+        self.progress.setVisible(False)
+        self.progress.setTextVisible(True)
         box = QGroupBox("Training")
         form = QFormLayout(box)
         form.addRow("Epochs", self.epochs)
         form.addRow(_row(self.retrain, self.cancel))
+        form.addRow(self.progress)
         outer.addWidget(box)
 
         self.status = QLabel("")

@@ -10,7 +10,6 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from napari.utils import progress
 from qtpy.QtCore import QObject, QTimer, Signal
 from superqt.utils import create_worker
 
@@ -32,20 +31,26 @@ def run_in_thread(fn: Callable[..., Any], on_done: Callable[[Any], None], on_err
 
 
 class RetrainRunner(QObject):
-    """Runs one :class:`RetrainJob` at a time with a napari progress bar (round, step, loss)."""
+    """Runs one :class:`RetrainJob` at a time and reports its progress as ``progressed(step, total, text)``.
+
+    Progress goes to a bar in the dock (not napari's activity dock or toasts): every repaint of a napari window
+    recomposites the whole window, so the round keeps what it repaints small and rare (at most one update per
+    poll, only when something changed)."""
 
     finished = Signal(object)  # RoundResult: validated, recorded, loaded; ready to hot-swap
     failed = Signal(str)  # crash, kill, bad output: the previous weights stay in use
     cancelled = Signal(str)
     launched = Signal(object)  # the RetrainJob whose process just started
+    progressed = Signal(int, int, str)  # step, total steps (0: unknown yet), one line; step -1: the round ended
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.job: RetrainJob | None = None
         self.device = "cpu"
-        self._bar: progress | None = None
+        self.desc = ""  # the last progress line
         self._worker: Any = None
         self._cancel = False
+        self._step = self._total = 0
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._tick)
@@ -59,8 +64,7 @@ class RetrainRunner(QObject):
         """Export the project on a worker thread, then start the training process from the GUI thread (so
         that the child ends with the viewer). Problems with the input arrive as ``failed``."""
         self.job, self.device, self._cancel = job, device, False
-        self._bar = progress(total=0)
-        self._bar.set_description(f"AMVLM round {job.round_index}: exporting the project")
+        self._report(0, 0, f"AMVLM round {job.round_index}: exporting the project")
         self._worker = run_in_thread(job.prepare, self._prepared, self._prepare_failed)
 
     def _prepared(self, _: object) -> None:
@@ -68,7 +72,7 @@ class RetrainRunner(QObject):
         job = self.job
         if self._cancel or job is None:
             job and job.discard()
-            self._close_bar()
+            self._progress_done()
             self.cancelled.emit("training cancelled before it started; the previous weights are kept")
             return
         try:
@@ -77,21 +81,20 @@ class RetrainRunner(QObject):
             job.discard()
             self._prepare_failed(err)
             return
-        self._bar.set_description(f"AMVLM round {job.round_index}: starting the training process")
+        self._report(0, 0, f"AMVLM round {job.round_index}: starting the training process")
         self._timer.start()
         self.launched.emit(job)
 
     def _prepare_failed(self, err: Exception) -> None:
         self._worker = None
-        self._close_bar()
+        self._progress_done()
         self.failed.emit(f"Retrain cannot start: {err}")
 
     def cancel(self) -> None:
         self._cancel = True
         if self.job is not None and self.job.running:
             self.job.cancel()
-            if self._bar is not None:
-                self._bar.set_description(f"AMVLM round {self.job.round_index}: cancelling")
+            self._report(self._step, self._total, f"AMVLM round {self.job.round_index}: cancelling")
 
     def shutdown(self) -> None:
         """Stop everything now (the viewer is closing): the training process ends before this returns."""
@@ -100,19 +103,21 @@ class RetrainRunner(QObject):
         except RuntimeError:  # the Qt side is already deleted; the job is plain Python
             pass
         if self.job is not None:
-            self.job.cancel(wait=True)
-        self._close_bar()
+            self.job.cancel(wait=True)  # (no progress report: the widgets are going away)
 
     def _tick(self) -> None:
         job = self.job
         if job is None:
             return
-        for ev in job.poll():
+        events = job.poll()
+        for ev in events:
             self._show(job, ev)
+        if events:
+            self._report(self._step, self._total, self.desc)
         if job.running:
             return
         self._timer.stop()
-        self._close_bar()
+        self._progress_done()
         if job.state is JobState.SUCCEEDED:
             self._worker = run_in_thread(job.finalize, self._finalized, self._finalize_failed, self.device)
         elif job.state is JobState.CANCELLED:
@@ -121,21 +126,21 @@ class RetrainRunner(QObject):
             self.failed.emit(job.message)
 
     def _show(self, job: RetrainJob, ev: object) -> None:
-        if self._bar is None:
-            return
+        """Fold one event into the progress state (reported once per poll)."""
         if isinstance(ev, StartEvent):
-            self._bar.total = ev.total_steps
-            self._bar.set_description(f"AMVLM round {job.round_index}: training on {ev.device}")
+            self._step, self._total = ev.start_step, ev.total_steps
+            self.desc = f"AMVLM round {job.round_index}: training on {ev.device}"
         elif isinstance(ev, StepEvent):
             loss = ev.losses.get("loss", math.nan)
-            self._bar.set_description(
-                f"AMVLM round {job.round_index}: step {ev.step}/{ev.total_steps}, loss {loss:.3f}")
-            self._bar.update(ev.step - self._bar.n)
+            self._step, self._total = ev.step, ev.total_steps
+            self.desc = f"AMVLM round {job.round_index}: step {ev.step}/{ev.total_steps}, loss {loss:.3f}"
 
-    def _close_bar(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+    def _report(self, step: int, total: int, text: str) -> None:
+        self._step, self._total, self.desc = step, total, text
+        self.progressed.emit(step, total, text)
+
+    def _progress_done(self) -> None:
+        self.progressed.emit(-1, 0, "")
 
     def _finalized(self, result: RoundResult) -> None:
         self._worker = None

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_info, show_warning
+from napari.utils.notifications import show_warning
 from qtpy.QtCore import QEvent, QObject, QTimer, Signal
 from qtpy.QtWidgets import QFileDialog, QWidget
 
@@ -86,14 +86,29 @@ class AMVLMWidget(QWidget, ProjectActions):
         ui.images.itemDoubleClicked.connect(lambda item: self.go_to_image(item.data(256)))
         self.runner.finished.connect(self._round_finished)
         self.runner.launched.connect(self._round_launched)
+        self.runner.progressed.connect(self._show_progress)
         self.runner.failed.connect(lambda msg: self._round_ended(msg, warn=True))
         self.runner.cancelled.connect(lambda msg: self._round_ended(msg, warn=False))
         self.viewer.layers.selection.events.active.connect(self._prefill_prompt)
 
+    def _show_progress(self, step: int, total: int, text: str) -> None:
+        bar = self.ui.progress
+        if step < 0:
+            bar.setVisible(False)
+            return
+        bar.setRange(0, max(total, 1))  # never (0, 0): Qt's busy animation would repaint the window non-stop
+        bar.setValue(max(step, 0))
+        bar.setFormat(text.removeprefix("AMVLM "))
+        bar.setToolTip(text)
+        bar.setVisible(True)
+
     def say(self, text: str, warn: bool = False) -> None:
-        """Show a message in the status line and as a napari notification."""
+        """Show a message in the dock's status line; warnings also as a napari notification. (Routine messages
+        are not notifications: each toast repaints the whole window for its fade-in, which is what makes a
+        viewer stutter on a software-rendered display.)"""
         self.ui.status.setText(text)
-        (show_warning if warn else show_info)(text)
+        if warn:
+            show_warning(text)
 
     def _run(self, fn: Any, on_done: Any, *args: Any, what: str) -> None:
         self.busy = True

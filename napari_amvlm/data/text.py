@@ -98,3 +98,20 @@ _SIDE_RE = re.compile(r"\b(left|right)\b", re.IGNORECASE)
 def sides(s: str) -> set[str]:
     """The horizontal sides a sentence names: a subset of {"left", "right"}."""
     return {m.lower() for m in _SIDE_RE.findall(s)}
+
+
+# The image regions position words can name: the side (left/right half of the image) and the zone (upper,
+# middle, lower third) as QaTa writes them, "lower left lung", "upper middle lower right lung".
+POSITION_CELLS = tuple(f"{zone} {side}" for side in ("left", "right") for zone in ("upper", "middle", "lower"))
+_CELL_RE = re.compile(r"\b((?:(?:upper|middle|lower)\s+)*)(left|right)\b", re.IGNORECASE)
+
+
+def position_cells(s: str) -> list[int]:
+    """Indices into :data:`POSITION_CELLS` of the regions a sentence names, sorted. Zone words apply to the side
+    word that follows them; a side without zone words names its whole side ("left lung": three cells). A
+    sentence without left/right names no cell."""
+    cells: set[int] = set()
+    for zones, side in _CELL_RE.findall(s):
+        named = {z.lower() for z in zones.split()} or {"upper", "middle", "lower"}
+        cells.update(POSITION_CELLS.index(f"{z} {side.lower()}") for z in named)
+    return sorted(cells)

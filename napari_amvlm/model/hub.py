@@ -165,9 +165,11 @@ def read_segmenter(folder: str | Path):
 
 
 def load_stage2(seg: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load stage-2 tensors into a segmenter, refusing ones that do not fit it."""
+    """Load stage-2 tensors into a segmenter, refusing ones that do not fit it. Weights saved before the text-mask
+    generator had a position prior lack ``textmask.prior``: it stays zero, which is exactly the older model."""
     expected = seg.stage2_state()
-    bad = sorted(set(expected) ^ set(state)) + [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    missing_ok = {"textmask.prior"}
+    bad = sorted((set(expected) - missing_ok) ^ (set(state) - missing_ok)) + [k for k in expected if k in state and state[k].shape != expected[k].shape]
     if bad:
         raise ModelLoadError(f"{source} does not match {SEG_CONFIG_NAME} (e.g. {', '.join(bad[:3])})")
     seg.load_state_dict(state, strict=False)

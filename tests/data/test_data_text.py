@@ -57,3 +57,29 @@ def test_double_flip_is_identity_on_real_grammar():
 )
 def test_is_positional(text, expected):
     assert is_positional(text) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "cells"),
+    [
+        ("Unilateral pulmonary infection, one infected area, lower left lung.", ["lower left"]),
+        ("two infected areas, upper middle lower left lung and lower right lung.",
+         ["upper left", "middle left", "lower left", "lower right"]),
+        ("all of the Right lung", ["upper right", "middle right", "lower right"]),  # a side alone: its whole half
+        ("Bilateral pulmonary infection.", []),
+        ("upper lobes", []),  # a zone without a side names no cell
+    ],
+)
+def test_position_cells(text, cells):
+    from napari_amvlm.data.text import POSITION_CELLS, position_cells
+
+    assert [POSITION_CELLS[i] for i in position_cells(text)] == cells
+
+
+def test_position_cells_follow_a_horizontal_flip():
+    from napari_amvlm.data.text import POSITION_CELLS, position_cells
+
+    text = "upper middle lower left lung and lower right lung."
+    swapped = {c.replace("left", "L").replace("right", "left").replace("L", "right") for c in
+               (POSITION_CELLS[i] for i in position_cells(text))}
+    assert {POSITION_CELLS[i] for i in position_cells(flip_text_horizontal(text))} == swapped

@@ -76,3 +76,27 @@ def test_segmenter_folder_keeps_the_pretrained_file_bytes(saved, tiny_seg_cfg, t
     out = save_segmenter(seg, tmp_path / "seg", amvlm_source=saved)
     assert (out / "model.safetensors").read_bytes() == (saved / "model.safetensors").read_bytes()
     assert load_segmenter(out).textmask is not None
+
+
+def test_weights_saved_before_the_position_prior_load_unchanged(saved, tiny_seg_cfg, tmp_path):
+    """A segmenter folder without ``textmask.prior`` (older weights) loads with a zero prior: same predictions."""
+    from safetensors.torch import load_file, save_file
+
+    from napari_amvlm.model.hub import load_segmenter, save_segmenter
+    from napari_amvlm.model.segmenter import TextGuidedSegmenter
+
+    torch.manual_seed(3)
+    seg = TextGuidedSegmenter(load_model(saved), tiny_seg_cfg).eval()
+    out = save_segmenter(seg, tmp_path / "seg", amvlm_source=saved)
+    weights = out / "segmenter.safetensors"
+    state = load_file(weights)
+    assert "textmask.prior" in state
+    save_file({k: v for k, v in state.items() if k != "textmask.prior"}, weights)
+    old = load_segmenter(out)
+    x = torch.rand(1, 3, 32, 32)
+    text = ["lower left lung"]
+    with torch.no_grad():
+        tok, grid, sent = seg.frozen_embeddings(x, text)
+        a = seg.textmask(tok, grid, sent, (32, 32), text).logits
+        b = old.textmask(tok, grid, sent, (32, 32), text).logits
+    assert torch.equal(old.textmask.prior, torch.zeros_like(old.textmask.prior)) and torch.allclose(a, b)
