@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
+from . import __version__, _child
 
 # Each module exposes ``register(subparsers)`` which adds its subcommand and sets ``func``.
 # Modules are imported lazily (inside build_parser) so that ``amvlm --help`` stays fast.
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    _child.apply_from_env()  # only set when the plugin started this process
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -20,7 +20,6 @@ import csv
 import os
 import queue
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _child
 from .device import resolve_device
 from .model.hub import SEG_WEIGHTS_NAME, has_segmenter, load_segmenter, read_config
 from .progress import parse_event_line
@@ -110,7 +110,8 @@ class RetrainSettings:
     max_steps: int | None = None  # stop early after this many steps
     device: str = "auto"  # auto | cpu | cuda | mps
     seed: int = 0
-    cpu_threads: int | None = None  # torch threads of the child; None = all cores but one (the viewer keeps one)
+    cpu_threads: int | None = None  # torch threads of the child; None = every core (it runs niced: the viewer
+    # still gets the CPU first; measured in benchmarks/ui_round.py)
     nice: int = 10  # POSIX niceness added to the child, so the viewer wins the CPU whenever it needs it
 
 
@@ -142,30 +143,6 @@ _RUNNING: set[RetrainJob] = set()  # jobs whose process may still run (ended at 
 def _end_all_jobs() -> None:
     for job in list(_RUNNING):
         job.cancel(wait=True)
-
-
-def _child_setup(nice: int):
-    """A function for ``preexec_fn`` (POSIX), or None: lowers the child's CPU priority by ``nice`` and, on Linux,
-    makes the child get SIGTERM when the thread that started it dies (e.g. the viewer crashes). libc is looked up
-    here, in the parent, so the child only makes system calls."""
-    if os.name != "posix":
-        return None
-    prctl = None
-    if sys.platform == "linux":
-        try:
-            import ctypes
-
-            prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
-        except (OSError, AttributeError):
-            prctl = None
-
-    def setup() -> None:
-        if nice:
-            os.nice(nice)
-        if prctl is not None:
-            prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-
-    return setup
 
 
 class RetrainJob:
@@ -237,7 +214,7 @@ class RetrainJob:
         self.out_dir = models / f".round-{self.round_index:03d}.partial-{uuid.uuid4().hex[:8]}"
         self._proc = subprocess.Popen(
             self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            bufsize=1, env=self._child_env(), preexec_fn=_child_setup(self.settings.nice),  # noqa: PLW1509 (system calls only)
+            bufsize=1, env=self._child_env(),
         )  # fmt: skip
         self.state = JobState.RUNNING
         _RUNNING.add(self)
@@ -254,11 +231,12 @@ class RetrainJob:
 
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
+        env[_child.NICE_ENV], env[_child.PARENT_ENV] = str(self.settings.nice), str(os.getpid())
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             if self.settings.cpu_threads:
                 env[var] = str(self.settings.cpu_threads)
             else:
-                env.setdefault(var, str(max(1, (os.cpu_count() or 2) - 1)))
+                env.setdefault(var, str(os.cpu_count() or 1))
         return env
 
     def _read_stdout(self, stream) -> None:
