@@ -37,6 +37,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--labeled-batch", type=int, default=d.labeled_batch)
     p.add_argument("--unlabeled-batch", type=int, default=d.unlabeled_batch)
     p.add_argument("--base", type=int, default=None, help="U-Net base channels (default 16)")
+    p.add_argument("--rampup-epochs", type=float, default=d.rampup_epochs,
+                   help="epochs over which the unlabeled weight ramps up (sigmoid)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     p.add_argument("--resume", action="store_true", help="continue from OUT/resume.safetensors")
@@ -62,7 +64,8 @@ def _train(args: argparse.Namespace) -> int:
         dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
     rank = dist.get_rank() if dist.is_initialized() else 0
     cfg = MeanTeacherConfig(epochs=args.epochs, labeled_batch=args.labeled_batch,
-                            unlabeled_batch=args.unlabeled_batch, seed=args.seed)
+                            unlabeled_batch=args.unlabeled_batch, seed=args.seed,
+                            rampup_epochs=args.rampup_epochs)
     if args.supervised_only:
         cfg.unlabeled_batch = 0
     seg_cfg = SegmenterConfig(use_text=not (args.no_text or args.supervised_only))

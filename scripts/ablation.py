@@ -58,8 +58,8 @@ def slug(name: str) -> str:
 def stage2(args, name: str, model: Path, extra: list[str]) -> dict:
     out = Path(args.work) / slug(name)
     cmd = AMVLM + ["train", "--data", args.train, "--val", args.val, "--model", str(model), "--labeled-fraction",
-                   "0.25", "--out", str(out), "--epochs", str(args.epochs), "--device", args.device, "--resume",
-                   *extra]
+                   "0.25", "--out", str(out), "--epochs", str(args.epochs), "--rampup-epochs", str(args.rampup_epochs),
+                   "--device", args.device, "--resume", *extra]
     if args.val_limit:
         cmd += ["--val-limit", str(args.val_limit)]
     wall = run(cmd)
@@ -88,6 +88,7 @@ def main() -> None:
     ap.add_argument("--val", required=True)
     ap.add_argument("--pretrained", required=True, help="AMVLM pre-trained with every loss")
     ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--rampup-epochs", type=float, help="ramp-up of the unlabeled weight (default: half of --epochs)")
     ap.add_argument("--pretrain-epochs", type=int, default=4)
     ap.add_argument("--pretrain-steps", type=int, help="stop each stage-1 variant after this many steps")
     ap.add_argument("--val-limit", type=int, help="validate on the first N images while training (the table's "
@@ -96,26 +97,37 @@ def main() -> None:
     ap.add_argument("--work", default="runs/ablation")
     ap.add_argument("--out", default="docs/RESULTS.md")
     args = ap.parse_args()
+    if args.rampup_epochs is None:
+        args.rampup_epochs = args.epochs / 2
     full = Path(args.pretrained)
-    rows = [stage2(args, "supervised-only U-Net", full, ["--supervised-only"]),
-            stage2(args, "Mean Teacher, no text", full, ["--no-text"]),
-            stage2(args, "Mean Teacher + text (AMVLM, all losses)", full, [])]
+    rows: list[dict] = []
+    for name, extra in (("supervised-only U-Net", ["--supervised-only"]), ("Mean Teacher, no text", ["--no-text"]),
+                        ("Mean Teacher + text (AMVLM, all losses)", [])):
+        rows.append(stage2(args, name, full, extra))
+        write(rows, args, done=False)
     for name, weights in (("all losses", {}), ("no CSS", {"w_css": 0.0}), ("no ICL", {"w_icl": 0.0})):
         model, wall, cmd = pretrain_variant(args, slug(name), weights)
         row = stage2(args, f"Mean Teacher + text (short pre-training, {name})", model, [])
         row["wall_s"] += wall
         row["command"] = f"amvlm {cmd} && {row['command']}"
         rows.append(row)
+        write(rows, args, done=len(rows) == 6)
+    print(Path(args.out).read_text())
+
+
+def write(rows: list[dict], args, done: bool) -> None:
+    """Write the table so far (a long run that stops early still leaves its finished rows)."""
     text = (f"# Ablation on QaTa-COV19 valid ({len(rows[0]['dice'])} images), 25 % labeled\n\n"
-            f"Stage 2: {args.epochs} epoch(s) from scratch for every row; the last three rows pre-train AMVLM again "
-            f"for {args.pretrain_epochs} epoch(s)"
+            + ("" if done else "**Partial: the run has not finished every row yet.**\n\n")
+            + f"Stage 2: {args.epochs} epoch(s) from scratch for every row (unlabeled weight ramped up over "
+            f"{args.rampup_epochs:g} epoch(s)); the last three rows pre-train AMVLM again for "
+            f"{args.pretrain_epochs} epoch(s)"
             + (f", at most {args.pretrain_steps} steps" if args.pretrain_steps else "") + ". "
             "Dice/mIoU: per-image at 0.5, 224x224, mean ± std over images. p: paired t-test of per-image Dice "
             f"against Mean Teacher without text.\n\nReproduce: `python {' '.join(sys.argv)}`\n\n"
-            + table(rows, rows[1], args) + "\n")
+            + table(rows, rows[1] if len(rows) > 1 else rows[0], args) + "\n")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
-    print(text)
 
 
 if __name__ == "__main__":
