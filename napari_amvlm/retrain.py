@@ -302,8 +302,10 @@ class RetrainJob:
             self.state, self.message = JobState.FAILED, self._failure_message(rc)
         if self.state is not JobState.SUCCEEDED:
             self._discard_output()
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+        if self._tmp is not None:  # hundreds of exported files: deleted off the caller's (GUI) thread
+            threading.Thread(target=shutil.rmtree, args=(self._tmp,), kwargs={"ignore_errors": True},
+                             name="amvlm-round-cleanup", daemon=False).start()
+            self._tmp = None
 
     def _failure_message(self, rc: int) -> str:
         errors = [line for line in self._stderr if "error" in line.lower()]

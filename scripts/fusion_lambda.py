@@ -24,22 +24,27 @@ from napari_amvlm.data.dataset import ImageTextDataset
 from napari_amvlm.data.split import labeled_split
 from napari_amvlm.data.text import flip_text_horizontal, sides
 from napari_amvlm.fusion import fuse
-from napari_amvlm.inference import batch_probabilities
 from napari_amvlm.metrics import dice_iou
 from napari_amvlm.model.hub import SEG_CONFIG_NAME, load_segmenter
 
 
 @torch.inference_mode()
-def probabilities(seg, ds, texts, batch: int = 16):
-    """Teacher P and text mask T (N, S, S) as numpy, one pass each."""
-    p_all, t_all = [], []
+def probabilities(seg, ds, texts, swapped, batch: int = 16):
+    """Teacher P, text mask T and T for the swapped sentences (each (N, S, S) numpy), in one pass: the image
+    embeddings and dense features are computed once per image and reused for both sentences."""
+    out = {"p": [], "t": [], "t_swapped": []}
     for start in range(0, len(ds), batch):
         items = [ds[i] for i in range(start, min(start + batch, len(ds)))]
         images = torch.stack([it["image"] for it in items])
-        sent = [texts[it["index"]] for it in items]
-        p_all.append(batch_probabilities(seg, images, sent, "segmenter")[:, 0].numpy())
-        t_all.append(batch_probabilities(seg, images, sent, "textmask")[:, 0].numpy())
-    return np.concatenate(p_all), np.concatenate(t_all)
+        size = images.shape[-2:]
+        img = seg.amvlm.encode_image(images, with_dist=False)
+        dense = seg.textmask.dense(img["tokens"], img["grid"])
+        out["p"].append(torch.sigmoid(seg.unet(images))[:, 0].numpy())
+        for key, sents in (("t", texts), ("t_swapped", swapped)):
+            sent = [sents[it["index"]] for it in items]
+            sentence = seg.amvlm.encode_text(sent, with_dist=False)["global"]
+            out[key].append(seg.textmask.from_dense(dense, sentence, size, sent).prob[:, 0].numpy())
+    return tuple(np.concatenate(v) for v in out.values())
 
 
 def mean_dice(p, t, masks, lam, keep=None):
@@ -66,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     masks = np.stack([ds[i]["mask"][0].numpy() > 0.5 for i in range(len(ds))])
     texts = list(ds.texts)
     one_side = [i for i, s in enumerate(texts) if sides(s) in ({"left"}, {"right"})]
-    p, t = probabilities(seg, ds, texts)
-    _, t_swapped = probabilities(seg, ds, [flip_text_horizontal(s) for s in texts])
+    p, t, t_swapped = probabilities(seg, ds, texts, [flip_text_horizontal(s) for s in texts])
     lambdas = [float(x) for x in args.lambdas.split(",")]
     print(f"{len(ds)} held-out images ({len(one_side)} name one side) of {args.data}, model {args.model}")
     print("lambda | Dice all | one side: true | swapped")

@@ -113,7 +113,7 @@ class RetrainRunner(QObject):
         for ev in events:
             self._show(job, ev)
         if events:
-            self._report(self._step, self._total, self.desc)
+            self.progressed.emit(self._step, self._total, self.desc)
         if job.running:
             return
         self._timer.stop()

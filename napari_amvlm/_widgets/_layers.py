@@ -51,9 +51,14 @@ def flat(index: Index, lead: tuple[int, ...]) -> int:
     return int(np.ravel_multi_index(index, lead)) if lead else 0
 
 
-def read_plane(layer: Image, index: Index) -> np.ndarray:
+def plane_view(layer: Image, index: Index) -> Any:
+    """The plane as the layer holds it, not read yet (a lazy array stays lazy: read it off the GUI thread)."""
     data = layer.data[0] if layer.multiscale else layer.data
-    return np.asarray(data[index])
+    return data[index]
+
+
+def read_plane(layer: Image, index: Index) -> np.ndarray:
+    return np.asarray(plane_view(layer, index))
 
 
 def meta(layer: Any) -> dict[str, Any]:

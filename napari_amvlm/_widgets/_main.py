@@ -31,7 +31,7 @@ from ._layers import (
     meta,
     plane_indices,
     plane_name,
-    read_plane,
+    plane_view,
     remember_image_ids,
     show_result,
     source_image,
@@ -199,7 +199,7 @@ class AMVLMWidget(QWidget, ProjectActions):
         indices = plane_indices(image, self.viewer.dims.point, self.all_slices)
         known = known_image_ids(project, image, indices)
         names = [plane_name(image, i) for i in indices]
-        planes = [read_plane(image, i) for i in indices]
+        planes = [plane_view(image, i) for i in indices]  # read on the worker thread
         self._last, self._last_image = (image.name, prompt), image
         self.ui.model_info.setText(f"segmenting with {self.model.describe()}…")
         self._run(_work.predict_planes, lambda res: self._segmented(project, image, res), self.model, project,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,15 +53,17 @@ def from_round(result, device: str) -> LoadedModel:
     return LoadedModel(result.folder, Segmenter(result.segmenter, dev), result.model_sha, str(dev), result.index)
 
 
-def predict_planes(model: LoadedModel, project: Project, planes: list[np.ndarray], known: list[str | None],
+def predict_planes(model: LoadedModel, project: Project, planes: list[Any], known: list[str | None],
                    names: list[str], rgb: bool, indices: list[Index], image: str, prompt: str) -> SegmentResult:
     """Segment each plane for ``prompt``: add the planes the project lacks (``known`` id None, named ``names``),
-    store each mask as the image's prediction, and return the result."""
+    store each mask as the image's prediction, and return the result. ``planes`` may be lazy (dask, zarr): they
+    are read here, on the worker thread."""
     t0 = time.perf_counter()
     hits = model.segmenter.cache_hits
     project.add_model(model.weights, name=model.folder.name)
     out = []
-    for plane, image_id, name, index in zip(planes, known, names, indices):
+    for lazy, image_id, name, index in zip(planes, known, names, indices):
+        plane = np.asarray(lazy)
         image_id = image_id or project.add_image(plane, name=name, rgb=rgb)[0]
         pred = model.segmenter.predict(plane, prompt)
         project.write_prediction(image_id, pred.mask, model=model.sha, prompt=prompt, round=model.round)
