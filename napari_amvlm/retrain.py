@@ -60,6 +60,16 @@ def _latest_prompt(project: Project, image_id: str) -> str | None:
     return prompts[-1] if prompts else None
 
 
+def warm_up_export() -> None:
+    """Load the image writers the export uses (their first use imports plugins for ~40 ms while holding the
+    GIL, which would stall the viewer during the first round's export). Call it on a worker thread early."""
+    from skimage import io as skio
+
+    with tempfile.TemporaryDirectory(prefix="amvlm-warm-") as tmp:
+        for name in ("x.tif", "x.png"):
+            skio.imsave(str(Path(tmp) / name), np.zeros((2, 2), np.uint8), check_contrast=False)
+
+
 def prepare_training_folder(project: Project, folder: str | os.PathLike, default_prompt: str | None = None
                             ) -> TrainingSet:
     """Export ``project`` as a training folder. Images with no prompt get ``default_prompt`` (or are skipped).

@@ -20,7 +20,7 @@ import pytest
 import tifffile
 from skimage import io as skio
 
-from napari_amvlm import storage
+from napari_amvlm import _project_store, storage
 from napari_amvlm.storage import (
     CorruptProjectError,
     MaskKind,
@@ -291,7 +291,7 @@ def test_crash_while_writing_manifest_keeps_last_commit(project: Project, model:
         (path.parent / f".{path.name}.999.tmp").write_text(json.dumps(data)[:50])
         raise OSError("killed")
 
-    monkeypatch.setattr(storage, "write_json_atomic", torn_write)
+    monkeypatch.setattr(_project_store, "write_json_atomic", torn_write)  # the commit point
     with pytest.raises(OSError):
         project.write_prediction(image_id, np.zeros((16, 16), np.uint8), model=model, prompt="two")
     monkeypatch.undo()

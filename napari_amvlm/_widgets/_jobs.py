@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from qtpy.QtCore import QObject, QTimer, Signal
@@ -17,6 +18,11 @@ from ..retrain import JobState, RetrainJob, RoundResult
 from ..training.events import StartEvent, StepEvent
 
 POLL_MS = 100  # how often the GUI thread reads the training process's progress
+_LIVE: dict[int, Any] = {}  # workers kept alive until the GUI thread has seen them finish
+
+
+def _release(key: int) -> None:
+    QTimer.singleShot(0, lambda: _LIVE.pop(key, None))
 
 
 def run_in_thread(fn: Callable[..., Any], on_done: Callable[[Any], None], on_error: Callable[[Exception], None],
@@ -26,6 +32,10 @@ def run_in_thread(fn: Callable[..., Any], on_done: Callable[[Any], None], on_err
     worker = create_worker(fn, *args, _start_thread=False, _ignore_errors=True)  # errors go to on_error
     worker.returned.connect(on_done)
     worker.errored.connect(on_error)
+    # superqt drops its own reference from the worker thread as the last signal goes out, which can delete the
+    # signals object while Qt still uses it; this reference is dropped on the GUI thread after "finished"
+    _LIVE[id(worker)] = worker
+    worker.finished.connect(partial(_release, id(worker)))
     worker.start()
     return worker
 

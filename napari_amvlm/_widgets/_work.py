@@ -16,6 +16,7 @@ from .._project_io import sha256_file
 from ..device import resolve_device
 from ..inference import Segmenter
 from ..model.hub import SEG_WEIGHTS_NAME, load_segmenter
+from ..retrain import warm_up_export
 from ..storage import Project
 from ._layers import Index, PlanePrediction, SegmentResult
 
@@ -44,6 +45,7 @@ def load(folder: str | Path, device: str, round: int | None = None) -> LoadedMod
     dev = resolve_device(device)
     folder = Path(folder)
     seg = load_segmenter(folder, dev)
+    warm_up_export()  # (here, on the loading thread, not during the first round)
     return LoadedModel(folder, Segmenter(seg, dev), sha256_file(folder / SEG_WEIGHTS_NAME), str(dev), round)
 
 
