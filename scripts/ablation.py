@@ -115,10 +115,15 @@ def main() -> None:
     print(Path(args.out).read_text())
 
 
+ROWS = ["supervised-only U-Net", "Mean Teacher, no text", "Mean Teacher + text (AMVLM, all losses)",
+        *(f"Mean Teacher + text (short pre-training, {n})" for n in ("all losses", "no CSS", "no ICL"))]
+
+
 def write(rows: list[dict], args, done: bool) -> None:
     """Write the table so far (a long run that stops early still leaves its finished rows)."""
     text = (f"# Ablation on QaTa-COV19 valid ({len(rows[0]['dice'])} images), 25 % labeled\n\n"
-            + ("" if done else "**Partial: the run has not finished every row yet.**\n\n")
+            + ("" if done else f"**Partial: {len(rows)} of the 6 rows are done; the run had not finished the "
+                               f"others: {'; '.join(n for n in ROWS if n not in {r['name'] for r in rows})}.**\n\n")
             + f"Stage 2: {args.epochs} epoch(s) from scratch for every row (unlabeled weight ramped up over "
             f"{args.rampup_epochs:g} epoch(s)); the last three rows pre-train AMVLM again for "
             f"{args.pretrain_epochs} epoch(s)"
