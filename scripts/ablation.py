@@ -72,6 +72,22 @@ def stage2(args, name: str, model: Path, extra: list[str]) -> dict:
             "iou": np.array([float(r["iou"]) for r in rows]), "wall_s": wall, "command": "amvlm " + shlex.join(cmd[3:])}
 
 
+def save_row(args, row: dict) -> dict:
+    """Keep a finished row (per-image figures, wall time, command), so that a rerun does not measure it again."""
+    out = {**row, "dice": row["dice"].tolist(), "iou": row["iou"].tolist()}
+    (Path(args.work) / f"{slug(row['name'])}.row.json").write_text(json.dumps(out))
+    return row
+
+
+def finished_row(args, name: str) -> dict | None:
+    path = Path(args.work) / f"{slug(name)}.row.json"
+    if not path.is_file():
+        return None
+    row = json.loads(path.read_text())
+    print(f"{name}: finished earlier ({path})", flush=True)
+    return {**row, "dice": np.array(row["dice"]), "iou": np.array(row["iou"])}
+
+
 def table(rows: list[dict], ref: dict, args) -> str:
     lines = ["| setting | Dice (%) | mIoU (%) | p vs MT no text | wall time | command |", "|---|---|---|---|---|---|"]
     for r in rows:
@@ -103,13 +119,17 @@ def main() -> None:
     rows: list[dict] = []
     for name, extra in (("supervised-only U-Net", ["--supervised-only"]), ("Mean Teacher, no text", ["--no-text"]),
                         ("Mean Teacher + text (AMVLM, all losses)", [])):
-        rows.append(stage2(args, name, full, extra))
+        rows.append(finished_row(args, name) or save_row(args, stage2(args, name, full, extra)))
         write(rows, args, done=False)
-    for name, weights in (("all losses", {}), ("no CSS", {"w_css": 0.0}), ("no ICL", {"w_icl": 0.0})):
-        model, wall, cmd = pretrain_variant(args, slug(name), weights)
-        row = stage2(args, f"Mean Teacher + text (short pre-training, {name})", model, [])
-        row["wall_s"] += wall
-        row["command"] = f"amvlm {cmd} && {row['command']}"
+    for variant, weights in (("all losses", {}), ("no CSS", {"w_css": 0.0}), ("no ICL", {"w_icl": 0.0})):
+        name = f"Mean Teacher + text (short pre-training, {variant})"
+        row = finished_row(args, name)
+        if row is None:
+            model, wall, cmd = pretrain_variant(args, slug(variant), weights)
+            row = stage2(args, name, model, [])
+            row["wall_s"] += wall
+            row["command"] = f"amvlm {cmd} && {row['command']}"
+            save_row(args, row)
         rows.append(row)
         write(rows, args, done=len(rows) == 6)
     print(Path(args.out).read_text())
