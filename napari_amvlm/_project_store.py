@@ -93,7 +93,6 @@ class ProjectStore(ProjectCatalog):
     picks up commits made by other processes, and commits atomically at the end (or leaves no trace)."""
 
     trash_grace_s: float = 300.0  # seconds a superseded prediction/pseudo-label array is kept before deletion
-    batch_size: int = 256  # images per commit when adding a folder
 
     def __init__(self, root: Path, manifest: dict[str, Any], writable: bool) -> None:
         self.root = root

@@ -88,6 +88,8 @@ class Project(ProjectStore):
     Arrays are returned as lazy, read-only zarr arrays: slicing reads only the chunks needed.
     """
 
+    batch_size: int = 256  # images per commit when adding a folder
+
     def add_image(self, image: str | os.PathLike | np.ndarray, *, name: str | None = None,
                   rgb: bool | None = None) -> list[str]:  # fmt: skip
         """Add an image file or array; a stack adds one image per slice. Returns the ids, in slice order.
