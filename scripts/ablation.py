@@ -48,7 +48,7 @@ def pretrain_variant(args, name: str, weights: dict) -> tuple[Path, float, str]:
                    "--model-config", str(cfg), "--device", args.device, "--resume"]
     if args.pretrain_steps:
         cmd += ["--max-steps", str(args.pretrain_steps)]
-    return out, run(cmd), shlex.join(cmd[2:])
+    return out, run(cmd), shlex.join(cmd[3:])
 
 
 def slug(name: str) -> str:
