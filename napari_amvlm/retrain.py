@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import csv
+import functools
 import os
 import queue
 import shutil
@@ -60,6 +61,7 @@ def _latest_prompt(project: Project, image_id: str) -> str | None:
     return prompts[-1] if prompts else None
 
 
+@functools.cache  # once per process
 def warm_up_export() -> None:
     """Load the image writers the export uses (their first use imports plugins for ~40 ms while holding the
     GIL, which would stall the viewer during the first round's export). Call it on a worker thread early."""
@@ -235,8 +237,14 @@ class RetrainJob:
 
     def discard(self) -> None:
         """Remove the exported training folder of a round that will not be launched."""
-        if self._tmp is not None and self.state is JobState.NEW:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+        if self.state is JobState.NEW:
+            self._remove_export()
+
+    def _remove_export(self) -> None:
+        """Delete the exported training folder, off the caller's thread (the GUI's: hundreds of files)."""
+        if self._tmp is not None:
+            threading.Thread(target=shutil.rmtree, args=(self._tmp,), kwargs={"ignore_errors": True},
+                             name="amvlm-round-cleanup", daemon=False).start()
             self._tmp = None
 
     def _child_env(self) -> dict[str, str]:
@@ -312,10 +320,7 @@ class RetrainJob:
             self.state, self.message = JobState.FAILED, self._failure_message(rc)
         if self.state is not JobState.SUCCEEDED:
             self._discard_output()
-        if self._tmp is not None:  # hundreds of exported files: deleted off the caller's (GUI) thread
-            threading.Thread(target=shutil.rmtree, args=(self._tmp,), kwargs={"ignore_errors": True},
-                             name="amvlm-round-cleanup", daemon=False).start()
-            self._tmp = None
+        self._remove_export()
 
     def _failure_message(self, rc: int) -> str:
         errors = [line for line in self._stderr if "error" in line.lower()]

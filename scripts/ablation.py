@@ -39,6 +39,18 @@ def run(cmd: list[str]) -> float:
     return time.perf_counter() - t0
 
 
+STAGE2_ROWS = (("supervised-only U-Net", ["--supervised-only"]), ("Mean Teacher, no text", ["--no-text"]),
+               ("Mean Teacher + text (AMVLM, all losses)", []))
+STAGE1_VARIANTS = (("all losses", {}), ("no CSS", {"w_css": 0.0}), ("no ICL", {"w_icl": 0.0}))
+
+
+def variant_row(variant: str) -> str:
+    return f"Mean Teacher + text (short pre-training, {variant})"
+
+
+ROWS = [name for name, _ in STAGE2_ROWS] + [variant_row(v) for v, _ in STAGE1_VARIANTS]
+
+
 def pretrain_variant(args, name: str, weights: dict) -> tuple[Path, float, str]:
     out = Path(args.work) / f"pretrain-{name}"
     cfg = Path(args.work) / f"{name}.json"
@@ -117,12 +129,11 @@ def main() -> None:
         args.rampup_epochs = args.epochs / 2
     full = Path(args.pretrained)
     rows: list[dict] = []
-    for name, extra in (("supervised-only U-Net", ["--supervised-only"]), ("Mean Teacher, no text", ["--no-text"]),
-                        ("Mean Teacher + text (AMVLM, all losses)", [])):
+    for name, extra in STAGE2_ROWS:
         rows.append(finished_row(args, name) or save_row(args, stage2(args, name, full, extra)))
-        write(rows, args, done=False)
-    for variant, weights in (("all losses", {}), ("no CSS", {"w_css": 0.0}), ("no ICL", {"w_icl": 0.0})):
-        name = f"Mean Teacher + text (short pre-training, {variant})"
+        write(rows, args)
+    for variant, weights in STAGE1_VARIANTS:
+        name = variant_row(variant)
         row = finished_row(args, name)
         if row is None:
             model, wall, cmd = pretrain_variant(args, slug(variant), weights)
@@ -131,19 +142,16 @@ def main() -> None:
             row["command"] = f"amvlm {cmd} && {row['command']}"
             save_row(args, row)
         rows.append(row)
-        write(rows, args, done=len(rows) == 6)
+        write(rows, args)
     print(Path(args.out).read_text())
 
 
-ROWS = ["supervised-only U-Net", "Mean Teacher, no text", "Mean Teacher + text (AMVLM, all losses)",
-        *(f"Mean Teacher + text (short pre-training, {n})" for n in ("all losses", "no CSS", "no ICL"))]
-
-
-def write(rows: list[dict], args, done: bool) -> None:
+def write(rows: list[dict], args) -> None:
     """Write the table so far (a long run that stops early still leaves its finished rows)."""
     text = (f"# Ablation on QaTa-COV19 valid ({len(rows[0]['dice'])} images), 25 % labeled\n\n"
-            + ("" if done else f"**Partial: {len(rows)} of the 6 rows are done; the run had not finished the "
-                               f"others: {'; '.join(n for n in ROWS if n not in {r['name'] for r in rows})}.**\n\n")
+            + ("" if len(rows) == len(ROWS) else
+               f"**Partial: {len(rows)} of the {len(ROWS)} rows are done; the run had not finished the others: "
+               f"{'; '.join(n for n in ROWS if n not in {r['name'] for r in rows})}.**\n\n")
             + f"Stage 2: {args.epochs} epoch(s) from scratch for every row (unlabeled weight ramped up over "
             f"{args.rampup_epochs:g} epoch(s)); the last three rows pre-train AMVLM again for "
             f"{args.pretrain_epochs} epoch(s)"
