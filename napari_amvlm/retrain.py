@@ -44,6 +44,7 @@ from .training.checkpoint import RESUME_NAME
 from .training.events import DoneEvent, StepEvent
 
 MODELS_SUBDIR = "models"  # model versions trained from a project live in <project>/models/round-NNN
+PIPE_GRACE_S = 5.0  # how long after the training process ended its output pipes may stay open
 
 
 @dataclass
@@ -183,6 +184,8 @@ class RetrainJob:
         self._tmp: Path | None = None
         self._cancelled = False
         self._kill_at: float | None = None
+        self._exited_at: float | None = None  # when poll first saw the process ended
+        self._waited = False  # the pipe readers were joined (a blocking caller): poll finishes at once
 
     # ---------------------------------------------------------------------------------------- start
     def command(self) -> list[str]:
@@ -289,8 +292,14 @@ class RetrainJob:
         rc = self._proc.poll()
         if rc is None:
             return new
-        for t in self._threads:
-            t.join(timeout=1.0)
+        # the process has ended; its last lines may still be in the pipes: finish once both readers reached the
+        # end of their pipe (checked, never waited for: this runs on the GUI thread), or after a grace period
+        # in case something else still holds a pipe open
+        now = time.monotonic()
+        if self._exited_at is None:
+            self._exited_at = now
+        if any(t.is_alive() for t in self._threads) and now - self._exited_at < PIPE_GRACE_S and not self._waited:
+            return new
         new += self._drain()
         self._finish(rc)
         return new
@@ -357,6 +366,9 @@ class RetrainJob:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+            for t in self._threads:
+                t.join(timeout=1.0)
+            self._waited = True
             self.poll()
 
     # ------------------------------------------------------------------------------------- finalize

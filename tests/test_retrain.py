@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from napari_amvlm import retrain
 from napari_amvlm.model.hub import ModelLoadError, load_segmenter
 from napari_amvlm.progress import event_to_json, parse_event_line
 from napari_amvlm.retrain import (
@@ -184,3 +185,23 @@ def test_training_process_lowers_its_own_priority(project, tiny_seg_dir):
             "'AMVLM_NICE' in os.environ)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["10", "False"]
+
+
+def test_poll_never_waits_for_a_pipe_held_open(project, tiny_seg_dir, monkeypatch):
+    """The training process has ended but a process it started still holds its output open: poll (run on the
+    GUI thread) returns at once, and the round ends after the grace period."""
+    monkeypatch.setattr(retrain, "PIPE_GRACE_S", 1.0)
+    job = RetrainJob(project, tiny_seg_dir, _settings())
+    job.prepare()
+    holder = "import subprocess, sys; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(4)'])"
+    monkeypatch.setattr(job, "command", lambda: [sys.executable, "-c", holder])
+    job.launch()
+    job._proc.wait(timeout=30)
+    t0 = time.monotonic()
+    job.poll()
+    assert time.monotonic() - t0 < 0.1 and job.running  # the reader is still blocked on the open pipe
+    deadline = time.monotonic() + 10
+    while job.running and time.monotonic() < deadline:
+        job.poll()
+        time.sleep(0.02)
+    assert job.state is JobState.FAILED and time.monotonic() - t0 < 3.0  # no DoneEvent: a failed round
