@@ -181,8 +181,14 @@ def markdown_block(res: dict) -> str:
                    f"{_fmt(ui['round_img_per_s']['median'])} img/s. Peak memory: viewer {ui['viewer_peak_rss_mb']} "
                    f"MB + training process {ui['training_peak_rss_mb']} MB (sampled simultaneous peak "
                    f"{ui['sampled_simultaneous_peak_mb']} MB)."), ""]
-        lines += ["| round phase | wall s (round 1) | largest gap ms (round 1) |", "|---|---|---|"]
-        lines += [f"| {k} | {v['wall_s']} | {v['max_gap_ms']} |" for k, v in r["phases"].items()]
+        rounds = ui["rounds"]
+        lines += [("Largest event-loop gap of each phase (a gap counts in the phase where the viewer got control "
+                   "back):"), "",
+                  "| round phase | wall s (round 1) | " + " | ".join(f"gap ms (round {k})"
+                                                                    for k in range(1, len(rounds) + 1)) + " |",
+                  "|---|---|" + "---|" * len(rounds)]
+        lines += [f"| {k} | {v['wall_s']} | " + " | ".join(str(rr["phases"][k]["max_gap_ms"]) for rr in rounds) + " |"
+                  for k, v in r["phases"].items()]
     lines += ["", "### Machine", "", "| | |", "|---|---|"]
     for key, label in (("cpu_model", "CPU"), ("cores", "cores (logical)"), ("cores_usable", "cores usable"),
                        ("memory_gb", "memory (GB)"), ("cuda", "GPU"), ("os", "OS"), ("python", "Python"),

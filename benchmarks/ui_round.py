@@ -81,6 +81,12 @@ class TickLog:
         pts = [t0] + [t for t in self.ticks if t0 < t < t1] + [t1]
         return max(b - a for a, b in itertools.pairwise(pts))
 
+    def max_gap_ending_in_s(self, t0: float, t1: float, start: float, end: float) -> float:
+        """Largest gap of the round [start, end] that ends within (t0, t1]: each gap counts once, in the phase
+        where the event loop got control back (a phase mark inside a gap does not split it)."""
+        pts = [start] + [t for t in self.ticks if start < t < end] + [end]
+        return max((b - a for a, b in itertools.pairwise(pts) if t0 < b <= t1), default=0.0)
+
 
 class MemorySampler(threading.Thread):
     """Samples viewer + training-process resident memory every ``period`` s (the simultaneous peak)."""
@@ -152,11 +158,12 @@ def one_round(app, w, log: TickLog, timeout: float) -> dict:
     marks.setdefault("trained", marks["in_use"])  # the process end was seen only with the finished round
     phases = {"export": (t0, marks["launched"]), "training process": (marks["launched"], marks["trained"]),
               "validate + hot-swap": (marks["trained"], marks["in_use"]),
-              "re-run prompt": (marks["in_use"], marks["prompt"])}
+              "re-run prompt": (marks["in_use"], marks["prompt"]), "after the prompt": (marks["prompt"], t_end)}
     return {
         "round_s": marks["in_use"] - t0,
         "max_gap_ms": 1000 * log.max_gap_s(t0, t_end),
-        "phases": {k: {"wall_s": round(b - a, 3), "max_gap_ms": round(1000 * log.max_gap_s(a, b), 1)}
+        "phases": {k: {"wall_s": round(b - a, 3),
+                       "max_gap_ms": round(1000 * log.max_gap_ending_in_s(a, b, t0, t_end), 1)}
                    for k, (a, b) in phases.items()},
         "steps": len(steps), "device": start.device if start else None,
         "round_img_per_s": statistics.median(e.images_per_s for e in steps) if steps else None,

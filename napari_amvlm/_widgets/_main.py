@@ -294,10 +294,15 @@ class AMVLMWidget(QWidget, ProjectActions):
         loss = result.metrics.get("loss")
         self.say(f"Round {result.index} finished{f' (loss {loss:.3f})' if loss is not None else ''}: its weights "
                  f"are in use ({result.folder}).")
-        self.refresh_images()
-        if self._last and self._last[0] in self.viewer.layers:
-            self.segment(self.viewer.layers[self._last[0]], self._last[1])
+        self._show_project()  # (a round changes no image's status: the list stays as it is)
         self.round_finished.emit(result)
+        # the prompt re-run starts on a later turn of the event loop, so the viewer repaints in between
+        QTimer.singleShot(0, self._rerun_last_prompt)
+
+    def _rerun_last_prompt(self) -> None:
+        viewer = self._viewer()
+        if viewer is not None and self._last and self._last[0] in viewer.layers and not self.busy:
+            self.segment(viewer.layers[self._last[0]], self._last[1])
 
     # ------------------------------------------------------------------------------- close viewer
     def _watch_window_close(self) -> None:

@@ -128,16 +128,23 @@ class ProjectActions:
     def refresh_images(self) -> None:
         """List the project's images with their status (and uncertainty where known)."""
         self._show_project()
-        self.ui.images.clear()
-        if self.project is None:
-            return
-        for rec in self.project.images():
-            status = self.project.status(rec.id).value
+        box = self.ui.images
+        rows = []
+        for rec in self.project.images() if self.project is not None else []:
             unc = self.uncertainty.get(rec.id)
-            text = f"{rec.name}  [{status}]" + (f"  uncertainty {unc:.3f}" if unc is not None else "")
+            rows.append((rec.id, f"{rec.name}  [{self.project.status(rec.id).value}]"
+                                 + (f"  uncertainty {unc:.3f}" if unc is not None else "")))
+        items = [box.item(k) for k in range(box.count())]
+        if [it.data(ID_ROLE) for it in items] == [i for i, _ in rows]:  # same images: change only what changed
+            for item, (_, text) in zip(items, rows):
+                if item.text() != text:
+                    item.setText(text)
+            return
+        box.clear()
+        for image_id, text in rows:
             item = QListWidgetItem(text)
-            item.setData(ID_ROLE, rec.id)
-            self.ui.images.addItem(item)
+            item.setData(ID_ROLE, image_id)
+            box.addItem(item)
 
     def next_most_uncertain(self) -> None:
         """Show the uncorrected image with the highest mean uncertainty (scoring unscored images first)."""
