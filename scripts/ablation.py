@@ -146,6 +146,9 @@ def main() -> None:
     print(Path(args.out).read_text())
 
 
+KEEP_MARK = "<!-- written by scripts/ablation.py above this line; text below it is kept when it rewrites the file -->"
+
+
 def write(rows: list[dict], args) -> None:
     """Write the table so far (a long run that stops early still leaves its finished rows)."""
     text = (f"# Ablation on QaTa-COV19 valid ({len(rows[0]['dice'])} images), 25 % labeled\n\n"
@@ -159,8 +162,11 @@ def write(rows: list[dict], args) -> None:
             "Dice/mIoU: per-image at 0.5, 224x224, mean ± std over images. p: paired t-test of per-image Dice "
             f"against Mean Teacher without text.\n\nReproduce: `python {' '.join(sys.argv)}`\n\n"
             + table(rows, rows[1] if len(rows) > 1 else rows[0], args) + "\n")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    old = out.read_text() if out.exists() else ""
+    kept = old.split(KEEP_MARK, 1)[1] if KEEP_MARK in old else "\n"  # hand-written notes below the mark stay
+    out.write_text(text + "\n" + KEEP_MARK + kept)
 
 
 if __name__ == "__main__":
