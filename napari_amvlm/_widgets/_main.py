@@ -19,7 +19,7 @@ from qtpy.QtWidgets import QFileDialog, QWidget
 from ..model.hub import ModelLoadError
 from ..resources import default_model_dir
 from ..retrain import RetrainJob, RetrainSettings, RoundResult
-from . import _work
+from . import _gc, _work
 from ._form import STACK_CHOICES, Form
 from ._jobs import RetrainRunner, run_in_thread
 from ._layers import (
@@ -90,6 +90,7 @@ class AMVLMWidget(QWidget, ProjectActions):
         self.runner.failed.connect(lambda msg: self._round_ended(msg, warn=True))
         self.runner.cancelled.connect(lambda msg: self._round_ended(msg, warn=False))
         self.viewer.layers.selection.events.active.connect(self._prefill_prompt)
+        self.viewer.layers.events.removed.connect(lambda event: _gc.layer_removed(event.value))
 
     def _show_progress(self, step: int, total: int, text: str) -> None:
         bar = self.ui.progress
@@ -151,7 +152,12 @@ class AMVLMWidget(QWidget, ProjectActions):
             self.say(f"'{folder}' is not a usable AMVLM model: {err}{now}", warn=True)
 
         self.busy = True
-        run_in_thread(_work.load, self._use_model, failed, folder, self.device, round)
+        run_in_thread(_work.load, self._model_loaded, failed, folder, self.device, round)
+
+    def _model_loaded(self, model: _work.LoadedModel) -> None:
+        self._use_model(model)
+        viewer = self._viewer()
+        _gc.settle(viewer.layers if viewer is not None else [])  # the user was waiting for the model anyway
 
     def _use_model(self, model: _work.LoadedModel) -> None:
         self.busy = False
@@ -308,7 +314,7 @@ class AMVLMWidget(QWidget, ProjectActions):
     def _watch_window_close(self) -> None:
         """End a running round when the viewer's window closes (or this widget is deleted)."""
         runner = self.runner
-        self.destroyed.connect(lambda *_: runner.shutdown())
+        self.destroyed.connect(lambda *_: (runner.shutdown(), _gc.release()))
         QTimer.singleShot(0, self._install_close_filter)
 
     def _install_close_filter(self) -> None:
@@ -328,7 +334,7 @@ class _CloseFilter(QObject):
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         if event.type() == QEvent.Type.Close:
             window, runner = self._window, self._runner
-            QTimer.singleShot(0, lambda: _closed(window()) and runner.shutdown())
+            QTimer.singleShot(0, lambda: _closed(window()) and (runner.shutdown(), _gc.release()))
         return False
 
 
