@@ -1,9 +1,10 @@
 """How long Python's full garbage collection holds a viewer with the AMVLM widget, without and with the freeze the
 widget applies after a model load (``napari_amvlm/_widgets/_gc.py``). Run under ``xvfb-run -a`` without a display.
 
-Prints a table: objects frozen, objects a full collection walks, and the median time of a full collection (``gc.collect()``, which
-blocks the GUI thread exactly like an automatic one) in three states: nothing frozen; frozen after the model load;
-frozen, then a second segmenter loaded and a prediction made (what a finished retraining round adds).
+Prints a table: objects frozen, objects a full collection walks, and the median time of a full collection
+(``gc.collect()``, which blocks the GUI thread exactly like an automatic one) in three states: nothing frozen;
+frozen after the model load; frozen, then a second segmenter loaded and a prediction made (what a finished
+retraining round adds).
 """
 
 from __future__ import annotations
@@ -13,19 +14,13 @@ import gc
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
-from _common import print_table, shipped_model_dir, write_json
+from _common import print_table, shipped_model_dir, timed, write_json
 
 
 def full_collection_ms(n: int = 5) -> float:
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        gc.collect()
-        times.append(1000 * (time.perf_counter() - t))
-    return round(statistics.median(times), 1)
+    return round(1000 * statistics.median(timed(gc.collect, n)), 1)
 
 
 def main(argv: list[str] | None = None) -> int:

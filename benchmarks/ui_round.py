@@ -76,14 +76,11 @@ class TickLog:
         self.timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
         self.ticks: list[float] = []
 
-    def max_gap_s(self, t0: float, t1: float) -> float:
-        """Largest gap between consecutive ticks (and the interval's ends) within [t0, t1]."""
-        pts = [t0] + [t for t in self.ticks if t0 < t < t1] + [t1]
-        return max(b - a for a, b in itertools.pairwise(pts))
-
-    def max_gap_ending_in_s(self, t0: float, t1: float, start: float, end: float) -> float:
-        """Largest gap of the round [start, end] that ends within (t0, t1]: each gap counts once, in the phase
-        where the event loop got control back (a phase mark inside a gap does not split it)."""
+    def max_gap_s(self, start: float, end: float, ending_in: tuple[float, float] | None = None) -> float:
+        """Largest gap between consecutive ticks (and the ends) of [start, end]; with ``ending_in`` (t0, t1), only
+        the gaps that end within (t0, t1]: each gap counts once, in the phase where the event loop got control
+        back (a phase mark inside a gap does not split it)."""
+        t0, t1 = ending_in or (start, end)
         pts = [start] + [t for t in self.ticks if start < t < end] + [end]
         return max((b - a for a, b in itertools.pairwise(pts) if t0 < b <= t1), default=0.0)
 
@@ -163,7 +160,7 @@ def one_round(app, w, log: TickLog, timeout: float) -> dict:
         "round_s": marks["in_use"] - t0,
         "max_gap_ms": 1000 * log.max_gap_s(t0, t_end),
         "phases": {k: {"wall_s": round(b - a, 3),
-                       "max_gap_ms": round(1000 * log.max_gap_ending_in_s(a, b, t0, t_end), 1)}
+                       "max_gap_ms": round(1000 * log.max_gap_s(t0, t_end, ending_in=(a, b)), 1)}
                    for k, (a, b) in phases.items()},
         "steps": len(steps), "device": start.device if start else None,
         "round_img_per_s": statistics.median(e.images_per_s for e in steps) if steps else None,

@@ -314,7 +314,7 @@ class AMVLMWidget(QWidget, ProjectActions):
     def _watch_window_close(self) -> None:
         """End a running round when the viewer's window closes (or this widget is deleted)."""
         runner = self.runner
-        self.destroyed.connect(lambda *_: (runner.shutdown(), _gc.release()))
+        self.destroyed.connect(lambda *_: _viewer_gone(runner))
         QTimer.singleShot(0, self._install_close_filter)
 
     def _install_close_filter(self) -> None:
@@ -334,8 +334,14 @@ class _CloseFilter(QObject):
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         if event.type() == QEvent.Type.Close:
             window, runner = self._window, self._runner
-            QTimer.singleShot(0, lambda: _closed(window()) and (runner.shutdown(), _gc.release()))
+            QTimer.singleShot(0, lambda: _closed(window()) and _viewer_gone(runner))
         return False
+
+
+def _viewer_gone(runner: RetrainRunner) -> None:
+    """The viewer closed (or the widget was deleted): end its training round and lift the collector's freeze."""
+    runner.shutdown()
+    _gc.release()
 
 
 def _closed(window: QWidget | None) -> bool:

@@ -26,7 +26,7 @@ def test_model_load_freezes_and_a_layer_open_at_the_freeze_is_still_freed(docked
 
 
 def test_a_replaced_model_is_freed_while_the_freeze_holds(docked, qtbot, tiny_seg_dir):
-    viewer, w = docked
+    _, w = docked
     qtbot.waitUntil(lambda: gc.get_freeze_count() > 0, timeout=10_000)
     old = weakref.ref(w.model.segmenter.seg)
     w.load_model(tiny_seg_dir)
