@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=PretrainConfig.seed)
     p.add_argument("--global-only", action="store_true", help="ablation: train the global InfoNCE term only")
     p.add_argument("--model-config", metavar="JSON", help="AMVLMConfig as JSON (sizes, loss weights)")
+    p.add_argument("--init-stem", metavar="DIR", help="model folder whose trained U-Net encoder initialises the "
+                   "vision stem (needs a model config with vision.unet_stem true and the same U-Net base)")
+    p.add_argument("--freeze-stem", action="store_true", help="keep the vision stem fixed while pre-training")
     p.add_argument("--checkpoint-every", type=int, default=PretrainConfig.checkpoint_every,
                    help="steps between resumable checkpoints")
     p.add_argument("--log-every", type=int, default=10, help="print one progress line every N steps")
@@ -40,12 +43,12 @@ def run(args: argparse.Namespace) -> int:
         model_cfg = from_dict(AMVLMConfig, json.loads(Path(args.model_config).read_text()))
     train_cfg = PretrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                checkpoint_every=args.checkpoint_every,
-                               global_only=args.global_only)
+                               global_only=args.global_only, freeze_stem=args.freeze_stem)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_json(train_cfg, out / "pretrain_config.json")
     for ev in pretrain(args.data, out, model_cfg, train_cfg, device=args.device, resume=args.resume,
-                       max_steps=args.max_steps, limit=args.limit):
+                       max_steps=args.max_steps, limit=args.limit, init_stem=args.init_stem):
         line = log_line(ev, args.log_every)
         if line:
             print(line, flush=True)

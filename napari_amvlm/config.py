@@ -25,6 +25,10 @@ class VisionConfig:
     heads: int = 3  # attention heads per block (width must divide by it)
     mlp_ratio: float = 4.0  # hidden width of each block's MLP, as a multiple of width
     conv_stem: bool = True  # strided 3x3 conv stem instead of one linear patch projection (trains better from scratch)
+    unet_stem: bool = False  # hybrid tower: a U-Net encoder (stem_base, stem_downsample) makes the patch tokens;
+    # it can be initialised from a trained segmenter's U-Net (``amvlm pretrain --init-stem``); replaces conv_stem
+    stem_base: int = 16  # channels of the U-Net stem's first level (doubled at each level), as UNetConfig.base
+    stem_downsample: int = 2  # the U-Net stem works at image_size / stem_downsample, as UNetConfig.downsample
     dropout: float = 0.0  # dropout inside the transformer blocks
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # fixed input normalisation, per channel, on [0, 1] images
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)  # fixed input normalisation, per channel
@@ -72,7 +76,12 @@ class AMVLMConfig:
         v, h = self.vision, self.head
         if v.image_size % v.patch_size:
             raise ValueError(f"image_size {v.image_size} is not a multiple of patch_size {v.patch_size}")
-        if v.conv_stem and v.patch_size % 4:
+        if v.unet_stem:
+            levels = v.patch_size // v.stem_downsample
+            if v.patch_size % v.stem_downsample or levels < 1 or levels & (levels - 1):
+                raise ValueError(f"the U-Net stem needs patch_size / stem_downsample to be a power of 2, got "
+                                 f"{v.patch_size} / {v.stem_downsample}")
+        elif v.conv_stem and v.patch_size % 4:
             raise ValueError("the conv stem needs a patch_size that is a multiple of 4")
         if v.width % v.heads:
             raise ValueError(f"vision width {v.width} does not divide by heads {v.heads}")
@@ -88,6 +97,7 @@ class UNetConfig:
     base: int = 16  # channels of the first level, doubled at each level (released code: 64; 16 trains on a CPU)
     levels: int = 4  # resolution levels (downsamplings = levels - 1... see unet.py)
     out_channels: int = 1  # one foreground logit per pixel
+    downsample: int = 1  # the network works at 1/downsample of the input size; logits are up-sampled back
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # fixed input normalisation on [0, 1] images
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
 
@@ -116,18 +126,24 @@ class MeanTeacherConfig:
     labeled_batch: int = 8  # labeled images per step (released: 16)
     unlabeled_batch: int = 8  # unlabeled images per step (released: 16)
     lr: float = 3e-4  # Adam learning rate of the student (released: 3e-4)
-    lr_floor: float = 1e-4  # cosine warm restarts floor (released: 1e-4)
+    lr_floor: float = 1e-4  # lowest learning rate of the schedule (released: 1e-4)
+    lr_schedule: str = "restarts"  # "restarts": cosine warm restarts every restart_epochs (released);
+    # "cosine": one cosine decay from lr to lr_floor over the whole run (or over time_budget_s)
     restart_epochs: int = 10  # cosine warm restart period T0 in epochs (released: 10)
+    bce: str = "balanced"  # BCE term of the segmentation losses: "plain" or "balanced" (losses/segmentation.py)
     textmask_lr: float = 1e-3  # learning rate of the text-mask decoder
     weight_decay: float = 1e-4
     ema_alpha: float = 0.99  # cap of the EMA decay, alpha = min(1 - 1/(step+1), ema_alpha)
     consistency_weight: float = 1.0  # weight of the unlabeled (pseudo-label) loss after ramp-up
     rampup_epochs: float = 5.0  # sigmoid ramp-up length of the unlabeled weight
+    warmup_epochs: float = 0.0  # supervised-only epochs before the unlabeled loss (and its ramp-up) starts
     tg_weight: float = 0.1  # weight of L_tg (text-guided InfoNCE) in the text-mask loss
     perturb_strength: float = 0.3  # photometric perturbation of the student's view
     hflip_p: float = 0.5  # horizontal flips (the sentence is rewritten left<->right)
     seed: int = 0  # seeds the labeled split, shuffling, augmentation and initialisation
     num_threads: int = 0  # torch CPU threads; 0 = torch's default
+    time_budget_s: float = 0.0  # stop (and validate) after this much training wall time; 0 = no limit
+    keep: str = "best"  # model written to OUT: "best" teacher by validation Dice, or the "last" one
 
 
 @dataclass
@@ -143,6 +159,7 @@ class PretrainConfig:
     checkpoint_every: int = 50  # steps between resumable checkpoints (also written at each epoch end)
     num_threads: int = 0  # torch CPU threads; 0 = leave torch's default
     global_only: bool = False  # ablation: train the global InfoNCE term only
+    freeze_stem: bool = False  # keep the vision stem fixed (e.g. a U-Net encoder loaded with --init-stem)
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

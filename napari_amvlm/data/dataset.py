@@ -203,6 +203,12 @@ class ImageTextDataset(Dataset):
         self._images = [self._images[i] for i in idx]
         self._masks = [self._masks[i] for i in idx]
 
+    def preload(self, indices: Sequence[int]) -> None:
+        """Read and cache the given items now (no effect without ``cache``)."""
+        if self.cache:
+            for i in indices:
+                self._load(i)
+
     @property
     def texts(self) -> list[str]:
         """Caption of every item, in order."""

@@ -1,4 +1,4 @@
-"""Segmentation loss of the stage-2 student: 0.5 soft Dice + 0.5 class-balanced BCE (GUIDE §2.2).
+"""Segmentation loss of the stage-2 student: 0.5 soft Dice + 0.5 BCE, plain (default) or class-balanced.
 
 Shapes: ``logits``, ``target`` and the optional per-pixel confidence ``weight`` are all (B, 1, H, W);
 ``target`` holds labels in [0, 1] (hard {0, 1} labels or pseudo-labels), ``weight`` values >= 0 (e.g. the
@@ -6,12 +6,18 @@ pseudo-label confidence |2 y_hat - 1| of ``fusion.pseudo_label``). p = sigmoid(l
 pixels of one image b; every loss is computed per image and then averaged over the batch.
 
 - soft Dice:  D_b = 1 - (2 sum w p y + eps) / (sum w p + sum w y + eps)
-- balanced BCE: BCE_b = sum_i w_i c_i bce(x_i, y_i), bce = -[y log p + (1 - y) log(1 - p)], with class weights
+- plain BCE (default): BCE_b = (1 / N) sum_i w_i bce(x_i, y_i) over the N pixels of the image, with
+  bce = -[y log p + (1 - y) log(1 - p)]: every pixel weighs the same, whatever its class.
+- balanced BCE (``bce="balanced"``, the released code's choice): BCE_b = sum_i w_i c_i bce(x_i, y_i), bce = -[y log p + (1 - y) log(1 - p)], with class weights
   c_i = 0.5 / n_pos for positive pixels (y_i > 0.5) and 0.5 / n_neg for negatives, so that (with w = 1)
   positives and negatives each carry a total weight 1/2 whatever the foreground fraction; when an image has no
   positive (or no negative) pixel, the other class carries the whole weight 1. Low confidence w < 1 lowers the
   loss (it is not renormalised away).
 - total: loss = 0.5 mean_b D_b + 0.5 mean_b BCE_b.
+
+Why plain is the default: with ~9 % foreground (QaTa) the balanced weights make each positive pixel weigh ~10x
+a negative one, which moves the 0.5 threshold outward and over-segments. Measured in ``docs/RESULTS.md``
+(recipe study): supervised U-Nets trained with each, same budget, same split.
 """
 
 from __future__ import annotations
@@ -66,9 +72,21 @@ def balanced_bce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
     return (w * c * bce).sum((1, 2, 3)).mean()
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
-                      ) -> dict[str, torch.Tensor]:
-    """{"dice": soft Dice, "bce": balanced BCE, "loss": 0.5 dice + 0.5 bce}, all scalar tensors."""
+def plain_bce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over images of (1 / N) sum_i w_i bce_i, every pixel weighing the same (see module doc); a scalar."""
+    x, y, w = _prepare(logits, target, weight)
+    bce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+    return (w * bce).mean((1, 2, 3)).mean()
+
+
+BCE_KINDS = {"plain": plain_bce, "balanced": balanced_bce}
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
+                      bce: str = "plain") -> dict[str, torch.Tensor]:
+    """{"dice": soft Dice, "bce": plain or balanced BCE, "loss": 0.5 dice + 0.5 bce}, all scalar tensors."""
+    if bce not in BCE_KINDS:
+        raise ValueError(f"bce must be one of {', '.join(BCE_KINDS)}, not {bce!r}")
     dice = soft_dice_loss(logits, target, weight)
-    bce = balanced_bce(logits, target, weight)
-    return {"dice": dice, "bce": bce, "loss": 0.5 * dice + 0.5 * bce}
+    bce_term = BCE_KINDS[bce](logits, target, weight)
+    return {"dice": dice, "bce": bce_term, "loss": 0.5 * dice + 0.5 * bce_term}

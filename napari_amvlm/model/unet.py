@@ -2,7 +2,9 @@
 
 Shapes (L = ``cfg.levels``, c_l = ``cfg.base * 2**l``):
 
-- input ``x``: (B, in_channels, H, W), values in [0, 1]; H and W divisible by 2**(L - 1).
+- input ``x``: (B, in_channels, H, W), values in [0, 1]; H and W divisible by d * 2**(L - 1), d = ``cfg.downsample``.
+- working resolution: with d > 1 the input is averaged over d x d blocks first (the network runs at (H/d, W/d),
+  about d² times fewer operations) and the logits are bilinearly up-sampled back to (H, W) at the end.
 - normalisation inside the model: (x - mean) / std with the fixed per-channel ``cfg.mean`` / ``cfg.std``.
 - encoder level l = 0..L-1: two [3x3 conv -> BatchNorm -> ReLU] blocks with c_l channels at resolution
   (H / 2**l, W / 2**l); a 2x2 max-pool between consecutive levels (L - 1 down-samplings).
@@ -56,8 +58,8 @@ class UNet(nn.Module):
     def __init__(self, cfg: UNetConfig | None = None) -> None:
         super().__init__()
         cfg = cfg if cfg is not None else UNetConfig()
-        if cfg.levels < 1 or cfg.base < 1 or cfg.in_channels < 1 or cfg.out_channels < 1:
-            raise ValueError(f"UNetConfig needs levels, base, in_channels, out_channels >= 1, got {cfg}")
+        if min(cfg.levels, cfg.base, cfg.in_channels, cfg.out_channels, cfg.downsample) < 1:
+            raise ValueError(f"UNetConfig needs levels, base, in_channels, out_channels, downsample >= 1, got {cfg}")
         self.cfg = cfg
         # fixed normalisation from the config, not trained and not saved (the config is saved next to the weights)
         self.register_buffer("mean", _channel_stats(cfg.mean, cfg.in_channels, "mean"), persistent=False)
@@ -74,8 +76,8 @@ class UNet(nn.Module):
 
     @property
     def size_multiple(self) -> int:
-        """H and W of the input must be multiples of this (2**(levels - 1))."""
-        return 2 ** (self.cfg.levels - 1)
+        """H and W of the input must be multiples of this (downsample * 2**(levels - 1))."""
+        return self.cfg.downsample * 2 ** (self.cfg.levels - 1)
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a ValueError naming the problem when ``x`` is not (B, in_channels, H, W) with H, W multiples."""
@@ -87,7 +89,8 @@ class UNet(nn.Module):
         h, w = x.shape[-2:]
         if h % m or w % m or h == 0 or w == 0:
             raise ValueError(
-                f"UNet with {self.cfg.levels} levels needs H and W divisible by {m}, got {h}x{w}; "
+                f"UNet with {self.cfg.levels} levels (downsample {self.cfg.downsample}) needs H and W divisible by "
+                f"{m}, got {h}x{w}; "
                 f"pad or resize the image (e.g. to {max(m, -(-h // m) * m)}x{max(m, -(-w // m) * m)})"
             )
 
@@ -95,6 +98,8 @@ class UNet(nn.Module):
         """(B, in_channels, H, W) in [0, 1] -> (B, out_channels, H, W) logits."""
         self.check_input(x)
         h = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        if self.cfg.downsample > 1:
+            h = F.avg_pool2d(h, self.cfg.downsample)
         skips: list[torch.Tensor] = []
         for level, encoder in enumerate(self.encoders):
             if level > 0:
@@ -106,4 +111,7 @@ class UNet(nn.Module):
             skip = skips.pop()
             h = F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             h = decoder(torch.cat([h, skip], dim=1))
-        return self.head(h)
+        logits = self.head(h)
+        if self.cfg.downsample > 1:
+            logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return logits

@@ -1,12 +1,21 @@
-"""Vision encoder: a ViT with a CLS token and, by default, a strided convolutional stem."""
+"""Vision encoder: a ViT with a CLS token and, by default, a strided convolutional stem.
+
+With ``cfg.unet_stem`` the tower is a hybrid: the encoder half of a U-Net (the same blocks as
+:class:`napari_amvlm.model.unet.UNet`) turns the image into a (patch grid x patch grid) feature map, a 1x1
+convolution makes the tokens, and the transformer adds the CLS token and global context. Its stem can start from
+a trained segmenter's U-Net encoder (:func:`load_unet_stem`), which a ViT trained from scratch on a CPU budget
+cannot match.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import VisionConfig
 from .outputs import VisionOutput
+from .unet import ConvBlock
 
 
 class ConvStem(nn.Module):
@@ -28,6 +37,49 @@ class ConvStem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+
+class UNetStem(nn.Module):
+    """U-Net encoder levels down to the patch grid, then a 1x1 convolution to ``width`` channels.
+
+    (B, C, S, S) normalised images -> average over stem_downsample² blocks -> L = log2(patch / downsample) + 1
+    levels of ConvBlock (widths stem_base * 2**l, 2x2 max-pool between levels) -> (B, width, S/patch, S/patch).
+    The module names match ``UNet.encoders`` so that a trained U-Net's encoder loads into ``encoders``.
+    """
+
+    def __init__(self, cfg: VisionConfig):
+        super().__init__()
+        self.downsample = cfg.stem_downsample
+        levels = (cfg.patch_size // cfg.stem_downsample).bit_length()
+        widths = [cfg.stem_base * 2**level for level in range(levels)]
+        self.encoders = nn.ModuleList(
+            ConvBlock(c_in, c_out) for c_in, c_out in zip([cfg.in_channels, *widths[:-1]], widths))
+        self.proj = nn.Conv2d(widths[-1], cfg.width, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.downsample > 1:
+            x = F.avg_pool2d(x, self.downsample)
+        for level, encoder in enumerate(self.encoders):
+            if level > 0:
+                x = F.max_pool2d(x, 2)
+            x = encoder(x)
+        return self.proj(x)
+
+
+def load_unet_stem(vision: VisionEncoder, unet_state: dict[str, torch.Tensor], source: str) -> int:
+    """Copy a trained U-Net's encoder levels (``encoders.*`` tensors of a UNet state dict) into a hybrid tower's
+    stem; returns how many tensors were copied. Refuses a tower without a U-Net stem or weights that do not fit."""
+    if not isinstance(vision.stem, UNetStem):
+        raise ValueError("this vision tower has no U-Net stem (VisionConfig.unet_stem is off)")
+    own = vision.stem.encoders.state_dict()
+    picked = {k[len("encoders."):]: v for k, v in unet_state.items()
+              if k.startswith("encoders.") and k[len("encoders."):] in own}
+    bad = [k for k, v in own.items() if k not in picked or picked[k].shape != v.shape]
+    if bad:
+        raise ValueError(f"{source}: the U-Net does not fit the stem (e.g. {', '.join(bad[:3])}); use the same "
+                         "base, and stem_downsample equal to the U-Net's downsample")
+    vision.stem.encoders.load_state_dict(picked)
+    return len(picked)
 
 
 class Block(nn.Module):
@@ -53,8 +105,10 @@ class VisionEncoder(nn.Module):
     def __init__(self, cfg: VisionConfig):
         super().__init__()
         self.cfg = cfg
-        if cfg.conv_stem:
-            self.stem: nn.Module = ConvStem(cfg)
+        if cfg.unet_stem:
+            self.stem: nn.Module = UNetStem(cfg)
+        elif cfg.conv_stem:
+            self.stem = ConvStem(cfg)
         else:
             self.stem = nn.Conv2d(cfg.in_channels, cfg.width, cfg.patch_size, stride=cfg.patch_size)
         n = cfg.grid * cfg.grid

@@ -82,9 +82,13 @@ def _batch_ids(labeled, unlabeled, cfg: MeanTeacherConfig, step: int, steps_per_
     return lab_ids, unl_ids
 
 
-def _lr_factor(step: int, steps_per_epoch: int, cfg: MeanTeacherConfig) -> float:
-    """Cosine warm restarts (period restart_epochs) between 1 and lr_floor / lr."""
-    t = (step / steps_per_epoch) % cfg.restart_epochs / cfg.restart_epochs
+def _lr_factor(step: int, steps_per_epoch: int, cfg: MeanTeacherConfig, progress: float) -> float:
+    """Multiplier of the base lr between 1 and lr_floor / lr: cosine warm restarts (period restart_epochs), or
+    with ``lr_schedule="cosine"`` one cosine over the run, ``progress`` in [0, 1] being how much of it is done."""
+    if cfg.lr_schedule == "cosine":
+        t = min(max(progress, 0.0), 1.0)
+    else:
+        t = (step / steps_per_epoch) % cfg.restart_epochs / cfg.restart_epochs
     floor = cfg.lr_floor / cfg.lr
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
@@ -103,13 +107,13 @@ def _losses(seg, trainable, teacher, images, masks, texts, n_lab, step, steps_pe
     tokens, grid, sentence = seg.frozen_embeddings(images, texts) if seg.textmask is not None else (None, None, None)
     student_view = photometric_view(images, generator=g, strength=cfg.perturb_strength)
     logits, tm = trainable(student_view, tokens, grid, sentence, texts)
-    sup = segmentation_loss(logits[:n_lab], masks[:n_lab])
+    sup = segmentation_loss(logits[:n_lab], masks[:n_lab], bce=cfg.bce)
     out = {"sup/dice": sup["dice"], "sup/bce": sup["bce"]}
     total = sup["loss"]
     if tm is not None:
         tau = seg.amvlm.cfg.loss.temperature
         tg = text_guided_loss(tm.dense, tm.low_prob, sentence, tau, same_text_targets(texts, images.device))["loss"]
-        tsup = segmentation_loss(tm.logits[:n_lab], masks[:n_lab])["loss"]
+        tsup = segmentation_loss(tm.logits[:n_lab], masks[:n_lab], bce=cfg.bce)["loss"]
         out.update({"text/tg": tg, "text/sup": tsup})
         total = total + cfg.tg_weight * tg + tsup
     if images.shape[0] > n_lab:
@@ -119,12 +123,29 @@ def _losses(seg, trainable, teacher, images, masks, texts, n_lab, step, steps_pe
                 target, weight = pseudo_label(p, tm.prob[n_lab:].detach(), seg.cfg.fusion_lambda)
             else:
                 target, weight = (p > 0.5).float(), confidence(p)
-        unsup = segmentation_loss(logits[n_lab:], target, weight)["loss"]
-        ramp = cfg.consistency_weight * sigmoid_rampup(step, cfg.rampup_epochs * steps_per_epoch)
+        unsup = segmentation_loss(logits[n_lab:], target, weight, bce=cfg.bce)["loss"]
+        ramp = cfg.consistency_weight * unlabeled_weight(step, steps_per_epoch, cfg)
         out.update({"unsup": unsup, "ramp": torch.tensor(ramp)})
         total = total + ramp * unsup
     out["loss"] = total
     return out
+
+
+def unlabeled_weight(step: int, steps_per_epoch: int, cfg: MeanTeacherConfig) -> float:
+    """Ramp of the unlabeled loss in [0, 1]: 0 during the supervised warm-up, then the sigmoid ramp-up."""
+    start = cfg.warmup_epochs * steps_per_epoch
+    if step < start:
+        return 0.0
+    return sigmoid_rampup(step - start, cfg.rampup_epochs * steps_per_epoch)
+
+
+def _check_config(cfg: MeanTeacherConfig) -> None:
+    if cfg.lr_schedule not in ("restarts", "cosine"):
+        raise ValueError(f"lr_schedule must be 'restarts' or 'cosine', not {cfg.lr_schedule!r}")
+    if cfg.keep not in ("best", "last"):
+        raise ValueError(f"keep must be 'best' or 'last', not {cfg.keep!r}")
+    if cfg.time_budget_s < 0 or cfg.warmup_epochs < 0:
+        raise ValueError("time_budget_s and warmup_epochs must be >= 0")
 
 
 def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, model: str | Path, out: str | Path,
@@ -138,6 +159,7 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
     student and the teacher both start from its weights), as the plugin does for each new round.
     """
     cfg = cfg or MeanTeacherConfig()
+    _check_config(cfg)
     init_state = None
     if init is not None:
         seg_cfg, init_state = read_segmenter(init)
@@ -172,19 +194,20 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
     steps_per_epoch = math.ceil(len(labeled) / cfg.labeled_batch)
     planned = steps_per_epoch * cfg.epochs
     total = planned if max_steps is None else min(planned, max_steps)
-    step, best = 0, -1.0
+    step, best, spent = 0, -1.0, 0.0
     resume_path = out / RESUME_NAME
     if resume and resume_path.is_file():
         state, opt_state, meta = load_resume(resume_path)
         trainable.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("student.")})
         teacher.module.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("teacher.")})
         opt.load_state_dict(opt_state)
-        step, best = int(meta["step"]), float(meta["best"])
+        step, best, spent = int(meta["step"]), float(meta["best"]), float(meta.get("train_s", 0.0))
     ddp = trainable
     if world > 1:
         ddp = nn.parallel.DistributedDataParallel(trainable, device_ids=[dev.index] if dev.type == "cuda" else None)
     transform = PairTransform(hflip_p=cfg.hflip_p, vflip_p=0.0, rotate_deg=0.0, crop_scale=(1.0, 1.0), jitter=0.0,
                               noise_std=0.0)
+    ds.preload(labeled + (unlabeled if cfg.unlabeled_batch else []))  # decode files before the clock starts
     yield StartEvent(total_steps=total, start_step=step, device=str(dev), n_samples=len(ds))
     t_start = time.perf_counter()
     view = TextGuidedSegmenter(amvlm, seg_cfg, unet=teacher.module, textmask=seg.textmask)
@@ -195,8 +218,11 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
         g = torch.Generator().manual_seed(cfg.seed * 7_919 + step * world + rank)
         t0 = time.perf_counter()
         images, masks, texts = _load(ds, lab_ids + unl_ids, transform, g, dev)
+        progress = step / total
+        if cfg.time_budget_s:
+            progress = max(progress, spent / cfg.time_budget_s)
         for group in opt.param_groups:
-            group["lr"] = group["base_lr"] * _lr_factor(step, steps_per_epoch, cfg)
+            group["lr"] = group["base_lr"] * _lr_factor(step, steps_per_epoch, cfg, progress)
         with autocast(dev):
             losses = _losses(seg, ddp, teacher, images, masks, texts, len(lab_ids), step, steps_per_epoch, cfg, g)
         opt.zero_grad(set_to_none=True)
@@ -207,18 +233,30 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
                 dist.broadcast(b, 0)
         teacher.update(seg.unet, step)
         step += 1
+        spent += time.perf_counter() - t0
+        if cfg.time_budget_s and _budget_spent(spent >= cfg.time_budget_s, world, dev):
+            total = step  # the budget is spent: this step is the last one (validated and written below)
         yield StepEvent(step=step, total_steps=total, epoch=(step - 1) // steps_per_epoch + 1,
                         losses={k: float(v.detach()) for k, v in losses.items()}, lr=opt.param_groups[0]["lr"],
                         images_per_s=len(texts) * world / max(time.perf_counter() - t0, 1e-9))
         if step % steps_per_epoch and step != total:
             continue
         if rank == 0:
-            best = yield from _end_of_epoch(view, val_ds, seg_cfg, out, step, best, dev, trainable, teacher, opt,
-                                            resume_path, model)
+            best = yield from _end_of_epoch(view, val_ds, seg_cfg, cfg, out, step, best, spent, dev, trainable,
+                                            teacher, opt, resume_path, model)
         if world > 1:
             dist.barrier()
     yield DoneEvent(steps=step, wall_s=time.perf_counter() - t_start, out=out,
                     state=_training_state(trainable, teacher))
+
+
+def _budget_spent(local: bool, world: int, dev: torch.device) -> bool:
+    """Rank 0's answer on every rank, so that all ranks stop at the same step."""
+    if world == 1:
+        return local
+    flag = torch.tensor([1.0 if local else 0.0], device=dev)
+    dist.broadcast(flag, 0)
+    return bool(flag.item())
 
 
 def _training_state(trainable: nn.Module, teacher: EMATeacher) -> dict:
@@ -227,18 +265,20 @@ def _training_state(trainable: nn.Module, teacher: EMATeacher) -> dict:
     return state
 
 
-def _end_of_epoch(view, val_ds, seg_cfg, out, step, best, dev, trainable, teacher, opt, resume_path, amvlm_dir):
-    """Validate the teacher, write the best model folder and the resume state (rank 0 only); returns the best
-    validation Dice so far."""
+def _end_of_epoch(view, val_ds, seg_cfg, cfg, out, step, best, spent, dev, trainable, teacher, opt, resume_path,
+                  amvlm_dir):
+    """Validate the teacher, write the model folder (the best so far, or the last with ``cfg.keep="last"``) and the
+    resume state (rank 0 only); returns the best validation Dice so far."""
     metric = float("nan")
     if val_ds is not None:
         res = evaluate(view, val_ds, mode="fused" if seg_cfg.use_text else "segmenter", device=dev)
         metric = res.mean_dice
         yield MetricsEvent(step=step, metrics={"val_dice": res.mean_dice, "val_miou": res.mean_iou})
-    if val_ds is None or metric > best:
-        best = metric if val_ds is not None else best
+    if val_ds is None or metric > best or cfg.keep == "last":
+        best = max(metric, best) if val_ds is not None else best
         save_segmenter(view, out, metadata={"step": str(step), "val_dice": f"{metric:.4f}"}, amvlm_source=amvlm_dir)
         yield CheckpointEvent(step=step, path=out, kind="model")
-    save_resume(resume_path, _training_state(trainable, teacher), opt, {"step": step, "best": best})
+    save_resume(resume_path, _training_state(trainable, teacher), opt, {"step": step, "best": best,
+                                                                       "train_s": spent})
     yield CheckpointEvent(step=step, path=resume_path, kind="resume")
     return best

@@ -22,7 +22,8 @@ from ..data.transforms import PairTransform, photometric_view
 from ..device import autocast, resolve_device
 from ..losses.total import amvlm_loss
 from ..model.amvlm import AMVLM
-from ..model.hub import check_state, save_model, trained_state
+from ..model.hub import check_state, read_segmenter, save_model, trained_state
+from ..model.vision import load_unet_stem
 from .checkpoint import RESUME_NAME, load_resume, save_resume
 from .events import CheckpointEvent, DoneEvent, StartEvent, StepEvent
 from .schedule import warmup_cosine
@@ -53,10 +54,25 @@ def _optimizer(model: AMVLM, cfg: PretrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
 
 
+def _train_mode(model: AMVLM, cfg: PretrainConfig) -> None:
+    model.train()
+    if cfg.freeze_stem:
+        model.vision.stem.eval()  # a fixed stem keeps its BatchNorm statistics too
+
+
+def init_stem_from(model: AMVLM, folder: str | Path) -> int:
+    """Load the U-Net encoder of the segmenter in ``folder`` (its EMA teacher) into the hybrid tower's stem."""
+    _, state = read_segmenter(folder)
+    unet = {k[len("unet."):]: v for k, v in state.items() if k.startswith("unet.")}
+    return load_unet_stem(model.vision, unet, str(folder))
+
+
 def pretrain(data: list[str | Path] | str | Path, out: str | Path, model_cfg: AMVLMConfig | None = None,
              train_cfg: PretrainConfig | None = None, device: str = "auto", resume: bool = False,
-             max_steps: int | None = None, limit: int | None = None) -> Iterator[object]:
-    """Pre-train AMVLM; ``max_steps`` stops early (a short run), ``limit`` uses only the first N pairs."""
+             max_steps: int | None = None, limit: int | None = None,
+             init_stem: str | Path | None = None) -> Iterator[object]:
+    """Pre-train AMVLM; ``max_steps`` stops early (a short run), ``limit`` uses only the first N pairs,
+    ``init_stem`` is a model folder whose segmenter U-Net initialises a hybrid tower's stem."""
     model_cfg = model_cfg or AMVLMConfig()
     train_cfg = train_cfg or PretrainConfig()
     out = Path(out)
@@ -68,7 +84,12 @@ def pretrain(data: list[str | Path] | str | Path, out: str | Path, model_cfg: AM
     if n < 2:
         raise ValueError(f"pre-training needs at least 2 image-text pairs, found {n}")
     torch.manual_seed(train_cfg.seed)
-    model = AMVLM(model_cfg).to(dev)
+    model = AMVLM(model_cfg)
+    if init_stem is not None:
+        init_stem_from(model, init_stem)
+    if train_cfg.freeze_stem:
+        model.vision.stem.requires_grad_(False)
+    model = model.to(dev)
     opt = _optimizer(model, train_cfg)
     steps_per_epoch = len(_batches(n, train_cfg.batch_size, train_cfg.seed, 0))
     planned = steps_per_epoch * train_cfg.epochs  # the lr schedule spans the planned run
@@ -84,7 +105,7 @@ def pretrain(data: list[str | Path] | str | Path, out: str | Path, model_cfg: AM
     transform = PairTransform(hflip_p=train_cfg.hflip_p, vflip_p=0.0)
     yield StartEvent(total_steps=total, start_step=step, device=str(dev), n_samples=n)
     t_start = time.perf_counter()
-    model.train()
+    _train_mode(model, train_cfg)
     while step < total:
         epoch, pos = divmod(step, steps_per_epoch)
         idx = _batches(n, train_cfg.batch_size, train_cfg.seed, epoch)[pos]
@@ -119,6 +140,6 @@ def pretrain(data: list[str | Path] | str | Path, out: str | Path, model_cfg: AM
         if epoch_end:
             model.eval()
             save_model(model, out, {"step": str(step), "epochs": str(train_cfg.epochs)})
-            model.train()
+            _train_mode(model, train_cfg)
             yield CheckpointEvent(step=step, path=out, kind="model")
     yield DoneEvent(steps=step, wall_s=time.perf_counter() - t_start, out=out)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from napari_amvlm.losses.segmentation import balanced_bce, segmentation_loss, soft_dice_loss
+from napari_amvlm.losses.segmentation import balanced_bce, plain_bce, segmentation_loss, soft_dice_loss
 
 
 def sig(v: float) -> float:
@@ -48,6 +48,23 @@ def ref_bce(logits, target, weight=None) -> float:
     return total / logits.shape[0]
 
 
+def ref_plain_bce(logits, target, weight=None) -> float:
+    """Every pixel weighs 1 / N of its image, whatever its class."""
+    total = 0.0
+    for b in range(logits.shape[0]):
+        xs, ys = pixels(logits, b), pixels(target, b)
+        ws = pixels(weight, b) if weight is not None else [1.0] * len(xs)
+        image = 0.0
+        for x, y, w in zip(xs, ys, ws):
+            p = sig(x)
+            image += w * -(y * math.log(p) + (1 - y) * math.log(1 - p))
+        total += image / len(xs)
+    return total / logits.shape[0]
+
+
+REF_BCE = {"plain": ref_plain_bce, "balanced": ref_bce}
+
+
 @pytest.fixture
 def batch():
     """Three 5x6 images: mixed labels, all foreground, all background; plus confidence weights."""
@@ -76,12 +93,40 @@ def test_balanced_bce_matches_loop(batch, weighted):
     assert float(balanced_bce(logits, target, w)) == pytest.approx(ref_bce(logits, target, w), abs=1e-5)
 
 
-def test_total_is_the_half_half_sum(batch):
+@pytest.mark.parametrize("weighted", [False, True])
+def test_plain_bce_matches_loop(batch, weighted):
     logits, target, weight = batch
-    out = segmentation_loss(logits, target, weight)
+    w = weight if weighted else None
+    assert float(plain_bce(logits, target, w)) == pytest.approx(ref_plain_bce(logits, target, w), abs=1e-5)
+
+
+def test_plain_bce_weighs_every_pixel_alike():
+    """One positive among 99 negatives: missing it costs 1/99 of missing every negative (balanced: the same)."""
+    target = torch.zeros(1, 1, 10, 10)
+    target[0, 0, 3, 4] = 1.0
+    miss_pos = torch.where(target > 0, -5.0, -5.0)
+    miss_neg = torch.where(target > 0, 5.0, 5.0)
+    ratio = float(plain_bce(miss_neg, target)) / float(plain_bce(miss_pos, target))
+    wrong, right = math.log1p(math.exp(5.0)), math.log1p(math.exp(-5.0))  # bce of a pixel missed / hit at |x|=5
+    assert ratio == pytest.approx((99 * wrong + right) / (wrong + 99 * right), rel=1e-6)
+    assert ratio > 20
+
+
+def test_default_bce_is_plain(batch):
+    logits, target, _ = batch
+    out = segmentation_loss(logits, target)
+    assert float(out["bce"]) == pytest.approx(ref_plain_bce(logits, target), abs=1e-5)
+    with pytest.raises(ValueError, match="bce must be one of"):
+        segmentation_loss(logits, target, bce="focal")
+
+
+@pytest.mark.parametrize("kind", ["plain", "balanced"])
+def test_total_is_the_half_half_sum(batch, kind):
+    logits, target, weight = batch
+    out = segmentation_loss(logits, target, weight, bce=kind)
     assert set(out) == {"dice", "bce", "loss"}
     assert float(out["dice"]) == pytest.approx(ref_dice(logits, target, weight), abs=1e-5)
-    assert float(out["bce"]) == pytest.approx(ref_bce(logits, target, weight), abs=1e-5)
+    assert float(out["bce"]) == pytest.approx(REF_BCE[kind](logits, target, weight), abs=1e-5)
     assert float(out["loss"]) == pytest.approx(0.5 * float(out["dice"]) + 0.5 * float(out["bce"]), abs=1e-6)
 
 
@@ -115,7 +160,7 @@ def test_zero_confidence_gives_zero_loss(batch):
     assert float(soft_dice_loss(logits, target, zero)) == 0.0  # (0 + eps) / (0 + eps)
 
 
-@pytest.mark.parametrize("fn", [soft_dice_loss, balanced_bce, segmentation_loss])
+@pytest.mark.parametrize("fn", [soft_dice_loss, balanced_bce, plain_bce, segmentation_loss])
 def test_shape_errors(fn):
     x = torch.zeros(2, 1, 4, 4)
     with pytest.raises(ValueError, match=r"logits must have shape \(B, 1, H, W\)"):

@@ -85,3 +85,19 @@ def test_channels_last_gives_the_same_logits():
         out = model_cl(x.contiguous(memory_format=torch.channels_last))
     assert out.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_downsample_works_at_lower_resolution_and_returns_full_size_logits():
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(base=4, levels=3, downsample=2)).eval()
+    assert net.size_multiple == 8
+    x = torch.rand(2, 3, 32, 48)
+    y = net(x)
+    assert y.shape == (2, 1, 32, 48)
+    # the network sees the 2x2 block averages only: an image that differs inside blocks gives the same logits
+    flat = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(x, 2), scale_factor=2, mode="nearest")
+    assert torch.allclose(net(flat), y, atol=1e-5)
+    with pytest.raises(ValueError, match="downsample 2"):
+        net(torch.rand(1, 3, 36, 48))
+    with pytest.raises(ValueError, match="downsample >= 1"):
+        UNet(UNetConfig(downsample=0))

@@ -96,3 +96,37 @@ def _pretrain_resume_steps(out, tiny_json):
     assert main(args) == 0
     _, _, meta2 = load_resume(out / RESUME_NAME)
     return int(meta2["step"]) - step
+
+
+def test_stem_starts_from_a_trained_unet_and_stays_fixed(tmp_path, tiny_cfg, tiny_amvlm_dir):
+    """--init-stem copies the segmenter's U-Net encoder into the hybrid tower; --freeze-stem keeps it there."""
+    from napari_amvlm.config import SegmenterConfig, UNetConfig
+    from napari_amvlm.model.hub import load_model as load_amvlm, save_segmenter
+    from napari_amvlm.model.segmenter import TextGuidedSegmenter
+
+    torch.manual_seed(1)
+    seg = TextGuidedSegmenter(load_amvlm(tiny_amvlm_dir), SegmenterConfig(unet=UNetConfig(base=4, levels=4,
+                                                                                           downsample=2)))
+    for p in seg.unet.parameters():
+        p.data.normal_()
+    save_segmenter(seg, tmp_path / "seg", amvlm_source=tiny_amvlm_dir)
+    cfg = to_dict(tiny_cfg)
+    cfg["vision"].update(unet_stem=True, stem_base=4, stem_downsample=2)  # 32 px, patch 8: 16 -> 8 -> 4
+    path = tmp_path / "hybrid.json"
+    path.write_text(json.dumps(cfg))
+    out = tmp_path / "m"
+    assert main(["pretrain", "--data", str(QATA), "--out", str(out), "--model-config", str(path), "--batch-size", "4",
+                 "--epochs", "1", "--max-steps", "2", "--device", "cpu", "--init-stem", str(tmp_path / "seg"),
+                 "--freeze-stem"]) == 0
+    model = load_model(out)
+    unet = seg.unet.state_dict()
+    for k, v in model.vision.stem.encoders.state_dict().items():
+        assert torch.equal(v, unet[f"encoders.{k}"]), k  # weights and BatchNorm statistics as trained, untouched by stage 1
+    assert not torch.equal(model.vision.pos_embed, _fresh_pos_embed(model.cfg))  # the rest did train
+
+
+def _fresh_pos_embed(cfg):
+    from napari_amvlm.model.amvlm import AMVLM
+
+    torch.manual_seed(0)
+    return AMVLM(cfg).vision.pos_embed
