@@ -10,14 +10,14 @@ different initialisation, a bug). After each optimiser step of the student::
 so step 0 copies the student (a = 0), early steps average over all steps so far (a = 1 - 1/(step+1) is the
 running mean), and later steps forget with time constant 1 / (1 - alpha_max) = 100 steps.
 
-Buffers (BatchNorm running mean/var and ``num_batches_tracked``) are **copied**, not averaged: they are
-themselves running averages of the student's activation statistics, and the Mean-Teacher teacher is a
-temporal average of a network that sees the same input distribution, so the student's statistics are the
-best available estimate for it. Copying also keeps integer buffers exact and makes the teacher's state a
-pure function of the student's history (it never depends on whether the teacher ran in train mode). The
-teacher is kept in eval mode, so its forward passes use these running statistics and never modify them;
-call ``ema.module.train()`` explicitly if batch statistics are wanted (the next ``update`` overwrites
-whatever the teacher's own forward passes wrote into its buffers).
+Buffers (BatchNorm running mean/var) are the teacher's **own**: they start as the student's and are then
+updated only by the teacher's own forward passes with ``update_stats=True`` (train-mode BatchNorm, as the
+Mean Teacher reference runs its teacher), which the training loop does on every clean unlabeled batch. They are
+not copied from the student: the student's statistics describe the student's weights, and a teacher whose
+averaged weights are normalised with them is badly off while the weights still move. Measured: after one
+epoch at lr 1e-3 (179 steps), a U-Net student at 47.2 Dice on 100 QaTa valid images had a teacher with copied
+statistics at 3.9 Dice. Without forward passes (no unlabeled data) the teacher's statistics stay as they
+started: a run without unlabeled data keeps the student (see ``training.mean_teacher``).
 """
 
 from __future__ import annotations
@@ -79,17 +79,24 @@ class EMATeacher:
 
     @torch.no_grad()
     def update(self, student: nn.Module, step: int) -> float:
-        """theta_t <- a theta_t + (1 - a) theta_s for parameters, copy buffers; returns a."""
+        """theta_t <- a theta_t + (1 - a) theta_s for parameters (buffers stay the teacher's); returns a."""
         a = self.decay(step)
         student = _unwrap(student)
         for t, s in _matched(self.module.named_parameters(), student.named_parameters(), "parameters"):
             t.mul_(a).add_(s.detach().to(t.dtype), alpha=1.0 - a)
-        for t, s in _matched(self.module.named_buffers(), student.named_buffers(), "buffers"):
-            t.copy_(s)
         return a
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.module(*args, **kwargs)
+    def __call__(self, *args: Any, update_stats: bool = False, **kwargs: Any) -> Any:
+        """The teacher's output; with ``update_stats`` it runs with batch statistics (train-mode BatchNorm) and
+        folds them into its own running statistics, under no_grad, and is back in eval mode afterwards."""
+        if not update_stats:
+            return self.module(*args, **kwargs)
+        self.module.train()
+        try:
+            with torch.no_grad():
+                return self.module(*args, **kwargs)
+        finally:
+            self.module.eval()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The teacher's ``state_dict`` (parameters and persistent buffers)."""

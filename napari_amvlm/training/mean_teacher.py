@@ -8,8 +8,10 @@ Each step takes a labeled and an unlabeled batch (horizontal flips rewrite the s
 4. labeled loss: 0.5 Dice + 0.5 class-balanced BCE; unlabeled loss: the same against pseudo-labels
    fuse(P_teacher, T) > 0.5 weighted by confidence |2 fused - 1| (teacher alone with ``use_text=False``),
    times a sigmoid ramp-up;
-5. the teacher follows the student by EMA. After each epoch the teacher is validated (Dice at 0.5) and the
-   best one is written as a model folder (AMVLM + segmenter), atomically.
+5. the teacher follows the student by EMA (its BatchNorm statistics come from its own passes over the clean
+   unlabeled batches). After each epoch the teacher is validated (Dice at 0.5) and the best one (or the last,
+   ``keep="last"``) is written as a model folder (AMVLM + segmenter), atomically. A run without unlabeled
+   images (supervised only) has no teacher: the student is validated and written.
 
 Under ``torchrun`` (torch.distributed initialised) each rank takes its share of every batch, gradients are
 averaged by DistributedDataParallel, BatchNorm buffers are broadcast from rank 0, and only rank 0 writes.
@@ -118,7 +120,7 @@ def _losses(seg, trainable, teacher, images, masks, texts, n_lab, step, steps_pe
         total = total + cfg.tg_weight * tg + tsup
     if images.shape[0] > n_lab:
         with torch.no_grad():
-            p = torch.sigmoid(teacher.module(images[n_lab:]))
+            p = torch.sigmoid(teacher(images[n_lab:], update_stats=True))
             if tm is not None:
                 target, weight = pseudo_label(p, tm.prob[n_lab:].detach(), seg.cfg.fusion_lambda)
             else:
@@ -210,7 +212,9 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
     ds.preload(labeled + (unlabeled if cfg.unlabeled_batch else []))  # decode files before the clock starts
     yield StartEvent(total_steps=total, start_step=step, device=str(dev), n_samples=len(ds))
     t_start = time.perf_counter()
-    view = TextGuidedSegmenter(amvlm, seg_cfg, unet=teacher.module, textmask=seg.textmask)
+    # the model that is validated and written: the teacher, or the student when no unlabeled image trains it
+    view = TextGuidedSegmenter(amvlm, seg_cfg, unet=teacher.module if unlabeled and cfg.unlabeled_batch else seg.unet,
+                               textmask=seg.textmask)
     while step < total:
         seg.train()
         lab_ids, unl_ids = _batch_ids(labeled, unlabeled, cfg, step, steps_per_epoch)
@@ -229,7 +233,7 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
         losses["loss"].backward()
         opt.step()
         if world > 1:
-            for b in trainable.buffers():
+            for b in [*trainable.buffers(), *teacher.module.buffers()]:
                 dist.broadcast(b, 0)
         teacher.update(seg.unet, step)
         step += 1

@@ -88,15 +88,25 @@ def test_step_zero_copies_student_and_alpha_is_capped():
         torch.testing.assert_close(p, torch.full_like(p, 0.99 * 3.0), rtol=1e-6, atol=0)
 
 
-def test_buffers_are_copied():
+def test_buffers_are_the_teachers_own():
+    """The student's BN statistics describe other weights: they are not copied. The teacher's own forward passes
+    with update_stats fold its batch statistics into its running ones, and leave it in eval mode."""
     student = small_net().train()
     ema = EMATeacher(student)
+    start = {k: v.clone() for k, v in ema.module.named_buffers()}
     student(torch.rand(4, 1, 6, 6) * 5 + 2)  # moves the student's BN running statistics
     ema.update(student, step=50)
-    s_buf = dict(student.named_buffers())
     for name, b in ema.module.named_buffers():
-        assert torch.equal(b, s_buf[name]), name
+        assert torch.equal(b, start[name]), name
+    x = torch.rand(8, 1, 6, 6) * 3 - 1
+    out = ema(x, update_stats=True)
+    assert not ema.module.training and not out.requires_grad
+    mean = dict(ema.module.named_buffers())["1.running_mean"]
+    h = ema.module[0](x)  # the conv before the BatchNorm
+    torch.testing.assert_close(mean, 0.9 * start["1.running_mean"] + 0.1 * h.mean((0, 2, 3)))
     assert int(dict(ema.module.named_buffers())["1.num_batches_tracked"]) == 1
+    torch.testing.assert_close(ema(x), ema.module(x))  # without update_stats: eval mode, buffers unchanged
+    assert torch.equal(dict(ema.module.named_buffers())["1.running_mean"], mean)
 
 
 def test_call_forwards_to_teacher_and_state_dict_round_trip():
