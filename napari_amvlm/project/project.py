@@ -1,23 +1,8 @@
-"""The annotation project store: images, human labels, predictions, pseudo-labels, prompts, model versions
-and training rounds, with provenance. With :mod:`napari_amvlm._project_store` (its transactional core), the only module of napari-amvlm that
-imports zarr.
+"""The :class:`Project`: an annotation project's masks on top of its records: the three mask slots of each
+image, the guard that keeps the human label for people, and mask import/export.
 
-On disk a project is a folder::
-
-    <project>/amvlm-project.json   the manifest: every record, and the names of the arrays that hold data
-    <project>/arrays/<name>/        one zarr array (zarr format 2) per image or mask; never changed once named
-    <project>/.lock                 advisory lock taken by writers
-
-**Commit protocol.** A change writes its new arrays under fresh names, fsyncs them, then replaces the
-manifest atomically (temporary file, fsync, ``os.replace``, fsync of the folder). The manifest is the commit
-point: readers trust only what it names, so a writer killed at any moment (even by SIGKILL) leaves the last
-committed state; arrays it had half written are unreferenced and removed by the next writer. Superseded
-predictions and pseudo-labels stay on disk for ``trash_grace_s`` seconds (lazy views held by a viewer keep
-working) and are then deleted. Human labels are never deleted: a newer correction moves the older one to the
-image's history.
-
-**Human labels.** Only :meth:`Project.mark_corrected` (and :meth:`Project.import_masks`, which calls it) writes
-the human slot, and it requires a person as author. Model writers (:meth:`Project.write_prediction`,
+**Human labels.** Only :meth:`Project.mark_corrected` (and :meth:`Project.import_masks`, which calls it)
+writes the human slot, and it requires a person as author. Model writers (:meth:`Project.write_prediction`,
 :meth:`Project.write_pseudo_label`, :meth:`Project.record_round`) have no way to address that slot.
 """
 
@@ -30,57 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
 
-from ._project_io import (
-    ImagePlane,
-    list_image_files,
-    normalize_mask,
-    read_image_file,
-    sha256_pixels,
-    slug,
-    split_planes,
-)
-from ._project_records import (
-    CorruptProjectError,
-    ImageRecord,
-    MaskKind,
-    MaskRecord,
-    ModelRecord,
-    NotAProjectError,
-    ProjectError,
-    ProjectVersionError,
-    PromptRecord,
-    Provenance,
-    RoundRecord,
-    Status,
-    utc_now,
-)
-from ._project_store import FORMAT_VERSION, MANIFEST_NAME, ProjectStore, is_project
-from ._project_transfer import MaskImport
-
-__all__ = [
-    "FORMAT_VERSION",
-    "MANIFEST_NAME",
-    "CorruptProjectError",
-    "ImageRecord",
-    "MaskImport",
-    "MaskKind",
-    "MaskRecord",
-    "ModelRecord",
-    "NotAProjectError",
-    "Project",
-    "ProjectError",
-    "ProjectVersionError",
-    "PromptRecord",
-    "Provenance",
-    "RoundRecord",
-    "Status",
-    "is_project",
-]  # fmt: skip
+from . import transfer
+from .arrays import Array
+from .catalog import ProjectCatalog
+from .files import normalize_mask
+from .records import MaskKind, MaskRecord, ProjectError, Provenance
 
 
-class Project(ProjectStore):
+class Project(ProjectCatalog):
     """An annotation project folder. Create with :meth:`create`, open with :meth:`open`.
 
     Every change is one transaction (methods open one themselves; group many with :meth:`transaction`):
@@ -88,70 +31,12 @@ class Project(ProjectStore):
     Arrays are returned as lazy, read-only zarr arrays: slicing reads only the chunks needed.
     """
 
-    batch_size: int = 256  # images per commit when adding a folder
-
-    def add_image(self, image: str | os.PathLike | np.ndarray, *, name: str | None = None,
-                  rgb: bool | None = None) -> list[str]:  # fmt: skip
-        """Add an image file or array; a stack adds one image per slice. Returns the ids, in slice order.
-
-        An image whose pixels are already in the project is not added twice: its existing id is returned.
-        """
-        if isinstance(image, (str, os.PathLike)):
-            planes = read_image_file(image, rgb)
-        else:
-            planes = split_planes(np.asarray(image), name or "image", rgb)
-        with self.transaction():
-            return [self._add_plane(p) for p in planes]
-
-    def add_images(self, items: Iterable[str | os.PathLike | np.ndarray] | str | os.PathLike, *,
-                   recursive: bool = False, rgb: bool | None = None) -> list[str]:  # fmt: skip
-        """Add files, folders (their image files, sorted) and arrays; commits every ``batch_size`` items."""
-        if isinstance(items, (str, os.PathLike)):
-            items = [items]
-        expanded: list[Any] = []
-        for item in items:
-            is_dir = isinstance(item, (str, os.PathLike)) and Path(item).is_dir()
-            expanded.extend(list_image_files(item, recursive) if is_dir else [item])
-        ids: list[str] = []
-        for start in range(0, len(expanded), self.batch_size):
-            with self.transaction():
-                for item in expanded[start : start + self.batch_size]:
-                    ids.extend(self.add_image(item, rgb=rgb))
-        return ids
-
-    def _add_plane(self, plane: ImagePlane) -> str:
-        digest = sha256_pixels(plane.data)
-        if digest in self._by_sha:
-            return self._by_sha[digest]
-        name = slug(plane.name)
-        if name in self._names:
-            name = f"{name}_{digest[:8]}"
-        image_id = f"{name}-{digest[:10]}"
-        data = plane.data
-        finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
-        rec = ImageRecord(
-            id=image_id, name=name, source=plane.source, slice=plane.slice, n_slices=plane.n_slices,
-            sha256=digest, file_sha256=plane.file_sha256, shape=tuple(data.shape), dtype=data.dtype.name,
-            rgb=plane.rgb, vmin=float(finite.min()) if finite.size else 0.0,
-            vmax=float(finite.max()) if finite.size else 0.0, array=self._write_array(data, "img"),
-            added=utc_now(),
-        )  # fmt: skip
-        self._m["images"][image_id] = {**rec.to_dict(), "masks": {}, "human_history": [], "prompts": []}
-        self._by_sha[digest] = image_id
-        self._names.add(name)
-        self._dirty = True
-        return image_id
-
-    def read_image(self, image_id: str) -> zarr.Array:
-        """The pixels of an image as a lazy read-only zarr array ((H, W) or (H, W, C))."""
-        return self._open_array(self._entry(image_id)["array"])
-
-    def read_mask(self, image_id: str, kind: MaskKind | str) -> zarr.Array | None:
+    def read_mask(self, image_id: str, kind: MaskKind | str) -> Array | None:
         """An image's mask of ``kind`` ("human", "prediction", "pseudo_label") as a lazy array, or None."""
         rec = self.mask_record(image_id, kind)
         return self._open_array(rec.array) if rec else None
 
-    def read_mask_record(self, record: MaskRecord) -> zarr.Array:
+    def read_mask_record(self, record: MaskRecord) -> Array:
         """The array of any mask record, e.g. an older human label from :meth:`human_history`."""
         return self._open_array(record.array)
 
@@ -218,3 +103,25 @@ class Project(ProjectStore):
         entry["masks"][kind.value] = record.to_dict()
         self._dirty = True
         return record
+
+    # ----------------------------------------------------------------------------- import / export
+    def export_masks(self, out_dir: str | os.PathLike, *, kind: MaskKind | str = MaskKind.HUMAN,
+                     fmt: str = "png", prefix: str = "", foreground: int | None = None,
+                     overwrite: bool = False) -> list[Path]:  # fmt: skip
+        """Write every mask of ``kind`` as ``<out_dir>/<prefix><image name>.<fmt>`` (png or tif).
+
+        Binary masks get their recorded foreground value back (e.g. 255 for an imported {0, 255} PNG; 255
+        when none is recorded) unless ``foreground`` forces one; label masks keep their values.
+        """
+        return transfer.export_masks(self, Path(out_dir), MaskKind(kind), fmt, prefix, foreground, overwrite)
+
+    def import_masks(self, masks: str | os.PathLike | Iterable[str | os.PathLike], *, author: str,
+                     prefix: str | None = None) -> transfer.MaskImport:  # fmt: skip
+        """Import mask files (or a folder of them) as human labels by ``author``, matched by image name.
+
+        ``mask_covid_1.png`` matches the image named ``covid_1`` (prefixes "mask_"/"mask-" and suffixes
+        "_mask"/"_label(s)" are stripped, or exactly ``prefix``); a 3D mask matches a stack's slices. All or
+        nothing: a mask of the wrong shape aborts the whole import.
+        """
+        with self.transaction():
+            return transfer.import_masks(self, masks, author, prefix)
