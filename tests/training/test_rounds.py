@@ -133,7 +133,8 @@ def test_training_process_lowers_its_own_priority(project, tiny_seg_dir):
             "child.apply_from_env(); print(os.getpriority(os.PRIO_PROCESS, 0) - before, "
             "'AMVLM_NICE' in os.environ)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["10", "False"]
+    raised = min(10, 19 - os.getpriority(os.PRIO_PROCESS, 0))  # niceness stops at 19 (a suite run niced itself)
+    assert out.stdout.split() == [str(raised), "False"]
 
 
 def test_poll_never_waits_for_a_pipe_held_open(project, tiny_seg_dir, monkeypatch):
