@@ -27,9 +27,9 @@ def engine(model_dir: Path, work: Path, n_labeled: int, n_unlabeled: int, steps:
     """Median images/s of ``train_mean_teacher`` steps ``skip+1 .. skip+steps``."""
     from napari_amvlm.config import MeanTeacherConfig
     from napari_amvlm.model.hub import has_segmenter
-    from napari_amvlm.retrain import RetrainSettings
     from napari_amvlm.training.events import StartEvent, StepEvent
     from napari_amvlm.training.mean_teacher import train_mean_teacher
+    from napari_amvlm.training.rounds import RetrainSettings
 
     items, source = qata_items("train", n_labeled + n_unlabeled)
     csv_path = write_training_csv(items, work / "data" / "text.csv")
@@ -65,8 +65,8 @@ def plain_loop(model_dir: Path, steps: int, skip: int, device: str) -> dict:
     from napari_amvlm.data.io import read_image, read_mask, to_model_input
     from napari_amvlm.device import autocast, resolve_device
     from napari_amvlm.model.hub import load_segmenter
-    from napari_amvlm.retrain import RetrainSettings
     from napari_amvlm.training.ema import EMATeacher
+    from napari_amvlm.training.rounds import RetrainSettings
 
     dev = resolve_device(device)
     s, mt = RetrainSettings(), MeanTeacherConfig()

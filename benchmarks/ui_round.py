@@ -49,7 +49,7 @@ def build_project(folder: Path, labeled, unlabeled, model_dir: Path) -> Path:
     import numpy as np
 
     from napari_amvlm.data.io import read_image, read_mask
-    from napari_amvlm.storage import Project
+    from napari_amvlm.project import Project
 
     project = Project.create(folder, name="benchmark")
     with project.transaction():
@@ -120,7 +120,7 @@ def spin(app, done, timeout: float) -> None:
 
 def one_round(app, w, log: TickLog, timeout: float) -> dict:
     """Press Retrain once; returns the round's times, gaps, steps and memory."""
-    from napari_amvlm.retrain import JobState
+    from napari_amvlm.training.rounds import JobState
 
     marks: dict[str, float] = {}
     errors: list[str] = []

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .storage import Project, is_project
+from .project import Project, is_project
 
 LayerData = tuple[Any, dict[str, Any], str]
 EDITABLE_LABELS_BYTES = 256 * 2**20  # labels up to this size are loaded (editable); larger stay lazy (read-only)

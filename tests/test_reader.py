@@ -11,7 +11,7 @@ import pytest
 
 from napari_amvlm import _reader
 from napari_amvlm._reader import napari_get_reader, read_project
-from napari_amvlm.storage import MANIFEST_NAME, Project, ProjectVersionError
+from napari_amvlm.project import MANIFEST_NAME, Project, ProjectVersionError
 
 
 @pytest.fixture

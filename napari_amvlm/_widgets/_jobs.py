@@ -1,7 +1,8 @@
 """Background work of the AMVLM widget: short tasks on a worker thread, training rounds in a child process.
 
 A training round is polled from a QTimer on the GUI thread; polling only drains a queue filled by the
-:class:`napari_amvlm.retrain.RetrainJob` pipe reader, so the event loop never waits for the training process.
+:class:`napari_amvlm.training.rounds.RetrainJob` pipe reader, so the event loop never waits for the training
+process.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any
 from qtpy.QtCore import QObject, QTimer, Signal
 from superqt.utils import create_worker
 
-from ..retrain import JobState, RetrainJob, RoundResult
 from ..training.events import StartEvent, StepEvent
+from ..training.round_models import RoundResult
+from ..training.rounds import JobState, RetrainJob
 
 POLL_MS = 100  # how often the GUI thread reads the training process's progress
 _LIVE: dict[int, Any] = {}  # workers kept alive until the GUI thread has seen them finish

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from napari.layers import Image, Labels
 
-from .._project_records import utc_now
 from .._sample_data import TEXT_KEY
-from ..storage import Project
+from ..project import Project
+from ..project.records import utc_now
 
 KEY = "amvlm"
 Index = tuple[int, ...]

@@ -1,7 +1,7 @@
 """The AMVLM dock widget: prompt -> mask, hand correction, Retrain in the background, hot-swap of weights.
 
-A thin adapter: each button calls one engine function (:mod:`._work`, :mod:`napari_amvlm.retrain`) and shows
-the result as napari layers. Project actions live in :class:`._project.ProjectActions`.
+A thin adapter: each button calls one engine function (:mod:`._work`, :mod:`napari_amvlm.training.rounds`)
+and shows the result as napari layers. Project actions live in :class:`._project.ProjectActions`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from qtpy.QtWidgets import QFileDialog, QWidget
 
 from ..model.hub import ModelLoadError
 from ..resources import default_model_dir
-from ..retrain import RetrainJob, RetrainSettings, RoundResult
+from ..training.round_models import RoundResult
+from ..training.rounds import RetrainJob, RetrainSettings
 from . import _gc, _work
 from ._form import STACK_CHOICES, Form
 from ._jobs import RetrainRunner, run_in_thread

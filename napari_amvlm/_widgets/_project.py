@@ -16,8 +16,8 @@ from napari.layers import Image
 from qtpy.QtWidgets import QFileDialog, QListWidgetItem
 
 from .._sample_data import TEXT_KEY
-from ..retrain import latest_round_model
-from ..storage import Project, ProjectError, Status
+from ..project import Project, ProjectError, Status
+from ..training.round_models import latest_round_model
 from . import _work
 from ._layers import KEY, UserError, lead_shape, meta
 

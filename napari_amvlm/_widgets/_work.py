@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from .._project_io import sha256_file
 from ..device import resolve_device
 from ..inference import Segmenter
 from ..model.hub import SEG_WEIGHTS_NAME, load_segmenter
-from ..retrain import warm_up_export
-from ..storage import Project
+from ..project import Project
+from ..project.files import sha256_file
+from ..training.round_data import warm_up_export
 from ._layers import Index, PlanePrediction, SegmentResult
 
 

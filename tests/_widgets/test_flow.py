@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from qtpy.QtCore import Qt
 
-from napari_amvlm.storage import Project
+from napari_amvlm.project import Project
 
 from ._helpers import TIMEOUT_MS
 from ._probe import GapProbe

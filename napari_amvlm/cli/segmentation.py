@@ -7,7 +7,7 @@ import csv
 import json
 from pathlib import Path
 
-from .config import MeanTeacherConfig
+from ..config import MeanTeacherConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,10 +55,10 @@ def _train(args: argparse.Namespace) -> int:
 
     import torch.distributed as dist
 
-    from .config import SegmenterConfig, UNetConfig, save_json
-    from .progress import event_to_json
-    from .training.events import log_line
-    from .training.mean_teacher import train_mean_teacher
+    from ..config import SegmenterConfig, UNetConfig, save_json
+    from ..training.events import log_line
+    from ..training.mean_teacher import train_mean_teacher
+    from ..training.progress import event_to_json
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
@@ -108,11 +108,11 @@ def _evaluate_parser(sub) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .data.dataset import ImageTextDataset
-    from .data.text import flip_text_horizontal, sides
-    from .device import resolve_device
-    from .evaluation import evaluate
-    from .model.hub import load_segmenter
+    from ..data.dataset import ImageTextDataset
+    from ..data.text import flip_text_horizontal, sides
+    from ..device import resolve_device
+    from ..evaluation import evaluate
+    from ..model.hub import load_segmenter
 
     dev = resolve_device(args.device)
     seg = load_segmenter(args.model, dev)
@@ -149,11 +149,11 @@ def _segment(args: argparse.Namespace) -> int:
     import numpy as np
     from skimage import io
 
-    from ._atomic import atomic_write
-    from .data.io import read_image
-    from .device import resolve_device
-    from .inference import Segmenter
-    from .model.hub import load_segmenter
+    from .._atomic import atomic_write
+    from ..data.io import read_image
+    from ..device import resolve_device
+    from ..inference import Segmenter
+    from ..model.hub import load_segmenter
 
     image = read_image(args.image)
     if image.ndim not in (2, 3):

@@ -1,4 +1,4 @@
-"""Typed records of an annotation project (see :mod:`napari_amvlm.storage`) and its errors.
+"""Typed records of an annotation project (see :mod:`napari_amvlm.project`) and its errors.
 
 Everything here is plain data: dataclasses that convert to and from the JSON manifest. No zarr, no Qt.
 """

@@ -22,11 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from .config import AMVLMConfig
-    from .device import resolve_device
-    from .model.amvlm import AMVLM
-    from .model.hub import load_model
-    from .retrieval import retrieval_accuracy
+    from ..config import AMVLMConfig
+    from ..device import resolve_device
+    from ..model.amvlm import AMVLM
+    from ..model.hub import load_model
+    from ..retrieval import retrieval_accuracy
 
     device = resolve_device(args.device)
     if args.untrained:

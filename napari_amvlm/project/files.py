@@ -1,27 +1,16 @@
-"""File-level helpers of the annotation project store: hashing, reading images into 2D planes, checking
-and exporting masks, durable atomic files and the writer lock. No zarr here (that is ``storage.py``).
-"""
+"""Image and mask files of the annotation project store: hashing, reading images into 2D planes, checking
+mask values and writing mask files. No zarr here (that is :mod:`.arrays`)."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from ._atomic import atomic_write_text, fsync_path
-
-try:  # POSIX advisory locks; released by the kernel when a process dies, even by SIGKILL
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 MASK_PREFIXES = ("mask_", "mask-")  # stripped when matching mask files to image names
@@ -203,31 +192,3 @@ def mask_stem(path: Path, prefix: str | None = None) -> str:
         if stem.endswith(s):
             return stem[: -len(s)]
     return stem
-
-
-# ------------------------------------------------------------------------------------ durable files
-def fsync_tree(root: str | os.PathLike) -> None:
-    """fsync every file and directory under ``root`` (deepest first), then ``root`` itself."""
-    for dirpath, _dirs, files in os.walk(root, topdown=False):
-        for f in files:
-            fsync_path(os.path.join(dirpath, f))
-        fsync_path(dirpath)
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically (see ``_atomic``): a reader sees the old file or the new one, never a mix."""
-    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=False))
-
-
-@contextlib.contextmanager
-def locked(lock_path: Path) -> Iterator[bool]:
-    """Hold an exclusive advisory lock on ``lock_path`` (blocks); yields False where locks are unavailable."""
-    if fcntl is None:  # pragma: no cover
-        yield False
-        return
-    with open(lock_path, "a+b") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield True
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -1,4 +1,5 @@
-"""The ``amvlm`` command. Each subcommand lives in its own module and registers itself here."""
+"""The ``amvlm`` command's entry point. Each command group lives in its own module of this package and
+registers its subcommands here."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import argparse
 import importlib
 import sys
 
-from . import __version__, _child
+from .. import __version__
+from ..training import child
 
 # Each module exposes ``register(subparsers)`` which adds its subcommand and sets ``func``.
 # Modules are imported lazily (inside build_parser) so that ``amvlm --help`` stays fast.
-SUBCOMMAND_MODULES: list[str] = ["_cli_pretrain", "_cli_retrieval", "_cli_segment", "_cli_project"]
+SUBCOMMAND_MODULES: list[str] = ["pretrain", "retrieval", "segmentation", "project"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"amvlm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
-        importlib.import_module(f"napari_amvlm.{name}").register(sub)
+        importlib.import_module(f"{__package__}.{name}").register(sub)
     return parser
 
 
@@ -30,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    _child.apply_from_env()  # only set when the plugin started this process
+    child.apply_from_env()  # only set when the plugin started this process
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -40,6 +42,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"amvlm {args.command}: error: {err}", file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,11 +1,11 @@
-"""The transactional core of an annotation project: the manifest, the writer lock, atomic commits, crash
-recovery and the zarr arrays. :class:`napari_amvlm.storage.Project` adds the records on top (images, masks,
-prompts); the commit protocol is described there."""
+"""The transactional core of an annotation project: the folder, the writer lock, transactions, atomic
+commits and crash recovery. :class:`.catalog.ProjectCatalog` adds the records on top (images, prompts, models,
+rounds) and :class:`.project.Project` the masks; :mod:`napari_amvlm.project` describes the commit protocol.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import threading
@@ -16,79 +16,38 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import zarr
 
-from ._project_catalog import ProjectCatalog
-from ._project_io import fsync_path, fsync_tree, locked, write_json_atomic
-from ._project_records import (
-    CorruptProjectError,
-    ImageRecord,
-    NotAProjectError,
-    ProjectError,
-    ProjectVersionError,
-    utc_now,
-)
+from .._atomic import fsync_path
+from .arrays import ARRAYS_DIR, Array, array_meta, fsync_tree, open_array, write_array
+from .manifest import MANIFEST_NAME, new_manifest, read_manifest, write_manifest
+from .records import CorruptProjectError, ImageRecord, ProjectError, utc_now
+
+try:  # POSIX advisory locks; released by the kernel when a process dies, even by SIGKILL
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from typing import Self  # Python 3.11+; annotations are never evaluated at run time
 
-MANIFEST_NAME = "amvlm-project.json"
-FORMAT_NAME = "napari-amvlm-project"
-FORMAT_VERSION = 1
-ARRAYS_DIR = "arrays"
 LOCK_NAME = ".lock"
-CHUNK = 512  # chunk side in pixels: a 4096x4096 image is 64 chunks, each read only when needed
-_ZARR_KW = {"zarr_format": 2} if int(zarr.__version__.split(".")[0]) >= 3 else {}
 
 
-def is_project(path: str | os.PathLike) -> bool:
-    """Cheap check (no validation): does ``path`` (a folder or its manifest) look like a project?"""
-    path = Path(path)
-    manifest = path if path.name == MANIFEST_NAME else path / MANIFEST_NAME
-    try:
-        with open(manifest, encoding="utf-8") as f:
-            return json.load(f).get("format") == FORMAT_NAME
-    except (OSError, ValueError, AttributeError):
-        return False
+@contextlib.contextmanager
+def locked(lock_path: Path) -> Iterator[bool]:
+    """Hold an exclusive advisory lock on ``lock_path`` (blocks); yields False where locks are unavailable."""
+    if fcntl is None:  # pragma: no cover
+        yield False
+        return
+    with open(lock_path, "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield True
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def _read_manifest(root: Path) -> dict[str, Any]:
-    """Read and check the manifest of ``root``; raises a :class:`ProjectError` subclass, writes nothing."""
-    if not root.exists():
-        raise FileNotFoundError(f"no such project folder: {root}")
-    manifest = root / MANIFEST_NAME
-    if not root.is_dir() or not manifest.is_file():
-        raise NotAProjectError(f"{root} is not an annotation project (no {MANIFEST_NAME})")
-    try:
-        m = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise CorruptProjectError(f"{manifest} cannot be read as JSON: {err}") from err
-    if not isinstance(m, dict) or m.get("format") != FORMAT_NAME:
-        raise NotAProjectError(f"{root} is not an annotation project ({MANIFEST_NAME} is not ours)")
-    version = m.get("format_version")
-    if not isinstance(version, int):
-        raise CorruptProjectError(f"{manifest} has no valid format_version")
-    if version > FORMAT_VERSION:
-        raise ProjectVersionError(
-            f"{root} uses project format {version}, newer than the {FORMAT_VERSION} this napari-amvlm reads; "
-            "upgrade napari-amvlm to open it"
-        )
-    for key in ("images", "models", "rounds", "trash"):
-        m.setdefault(key, [] if key == "rounds" else {})
-    return m
-
-
-def _array_meta(path: Path) -> tuple[tuple[int, ...], str]:
-    """(shape, dtype) of a zarr array from its metadata file alone (format 2 or 3), without zarr."""
-    for meta_name, dtype_key in ((".zarray", "dtype"), ("zarr.json", "data_type")):
-        meta = path / meta_name
-        if meta.is_file():
-            d = json.loads(meta.read_text(encoding="utf-8"))
-            return tuple(d["shape"]), np.dtype(d[dtype_key]).name
-    raise CorruptProjectError(f"the array {path.name} named in the manifest is missing from {path.parent}")
-
-
-class ProjectStore(ProjectCatalog):
+class ProjectStore:
     """A project folder's manifest and arrays. Every change is one transaction: it takes the writer lock,
     picks up commits made by other processes, and commits atomically at the end (or leaves no trace)."""
 
@@ -113,13 +72,8 @@ class ProjectStore(ProjectCatalog):
             raise ProjectError(f"{root} already exists and is not an empty folder")
         (root / ARRAYS_DIR).mkdir(parents=True, exist_ok=True)
         (root / LOCK_NAME).touch()
-        now = utc_now()
-        manifest = {
-            "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "generation": 0,
-            "name": name or root.resolve().name, "created": now, "updated": now,
-            "images": {}, "models": {}, "rounds": [], "trash": {},
-        }  # fmt: skip
-        write_json_atomic(root / MANIFEST_NAME, manifest)
+        manifest = new_manifest(name or root.resolve().name)
+        write_manifest(root / MANIFEST_NAME, manifest)
         return cls(root, manifest, writable=True)
 
     @classmethod
@@ -133,7 +87,7 @@ class ProjectStore(ProjectCatalog):
             raise ValueError(f"mode must be 'r' or 'r+', not {mode!r}")
         root = Path(path)
         root = root.parent if root.name == MANIFEST_NAME else root
-        project = cls(root, _read_manifest(root), writable=mode == "r+")
+        project = cls(root, read_manifest(root), writable=mode == "r+")
         if validate:
             project.validate()
         return project
@@ -148,7 +102,7 @@ class ProjectStore(ProjectCatalog):
                 self._check_array(mask["array"], rec.plane_shape, mask["dtype"], what)
 
     def _check_array(self, name: str, shape: tuple[int, ...], dtype: str, what: str) -> None:
-        found_shape, found_dtype = _array_meta(self.root / ARRAYS_DIR / name)
+        found_shape, found_dtype = array_meta(self.root / ARRAYS_DIR / name)
         if found_shape != tuple(shape) or found_dtype != dtype:
             raise CorruptProjectError(
                 f"{self.root}: the {what} is stored as {found_dtype}{list(found_shape)} but the manifest "
@@ -177,7 +131,7 @@ class ProjectStore(ProjectCatalog):
         with self._rlock:
             if self._depth or self._manifest_stat() == self._stat:
                 return False
-            self._set_manifest(_read_manifest(self.root))
+            self._set_manifest(read_manifest(self.root))
             return True
 
     # ---------------------------------------------------------------------------------- transactions
@@ -211,7 +165,7 @@ class ProjectStore(ProjectCatalog):
 
     def _abort(self) -> None:
         """Go back to the committed state on disk and delete the arrays it does not name."""
-        self._set_manifest(_read_manifest(self.root))
+        self._set_manifest(read_manifest(self.root))
         keep = self._referenced_arrays()
         for name in self._new_arrays:
             if name not in keep:
@@ -229,7 +183,7 @@ class ProjectStore(ProjectCatalog):
             del self._m["trash"][a]
         self._m["generation"] += 1
         self._m["updated"] = utc_now()
-        write_json_atomic(self.root / MANIFEST_NAME, self._m)  # the commit point
+        write_manifest(self.root / MANIFEST_NAME, self._m)  # the commit point
         self._new_arrays, self._dirty = [], False
         self._stat = self._manifest_stat()
         for a in expired:
@@ -263,14 +217,9 @@ class ProjectStore(ProjectCatalog):
     # ------------------------------------------------------------------------------------- arrays
     def _write_array(self, data: np.ndarray, kind: str) -> str:
         name = f"{kind}-{uuid.uuid4().hex}"
-        chunks = tuple(min(CHUNK, s) for s in data.shape[:2]) + tuple(data.shape[2:])
         self._new_arrays.append(name)
-        z = zarr.open_array(
-            str(self.root / ARRAYS_DIR / name), mode="w-", shape=data.shape, chunks=chunks,
-            dtype=data.dtype, **_ZARR_KW,
-        )  # fmt: skip
-        z[...] = data
+        write_array(self.root / ARRAYS_DIR / name, data)
         return name
 
-    def _open_array(self, name: str) -> zarr.Array:
-        return zarr.open_array(str(self.root / ARRAYS_DIR / name), mode="r")
+    def _open_array(self, name: str) -> Array:
+        return open_array(self.root / ARRAYS_DIR / name)

@@ -1,12 +1,13 @@
-"""Retrain from an annotation project in a separate process (no Qt): what the plugin's Retrain button runs.
+"""Retraining rounds from an annotation project in a separate process (no Qt): what the plugin's Retrain
+button runs.
 
-1. :func:`prepare_training_folder` exports the project as an ``image,mask,text`` folder: corrected images are
-   labeled with their human label, every other image is unlabeled; each image's text is its latest prompt.
+1. :func:`.round_data.prepare_training_folder` exports the project as an ``image,mask,text`` folder.
 2. :class:`RetrainJob` starts ``python -m napari_amvlm.cli train --progress-json ...`` as a child process,
    reads its progress events from a pipe on a reader thread (:meth:`RetrainJob.poll` never blocks), and can be
-   cancelled (terminate, then kill after a grace period).
-3. When the process succeeds, :meth:`RetrainJob.finalize` loads the new model folder (the validation), moves it
-   to ``<project>/models/round-NNN``, registers its weights and records the round in the project store.
+   cancelled (terminate, then kill after a grace period). The child applies :mod:`.child`'s settings first.
+3. When the process succeeds, :meth:`RetrainJob.finalize` loads the new model folder (the validation), and
+   :mod:`.round_models` moves it to ``<project>/models/round-NNN``, registers its weights and records the
+   round in the project store.
 
 The child never opens the project: it reads the exported copy. A crashed or killed process therefore leaves
 every human label untouched, and the model currently in use is never written to (the new one goes to a fresh
@@ -16,8 +17,6 @@ folder, which is deleted unless it validates).
 from __future__ import annotations
 
 import atexit
-import csv
-import functools
 import os
 import queue
 import shutil
@@ -26,91 +25,21 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from . import _child
-from .device import resolve_device
-from .model.hub import SEG_WEIGHTS_NAME, has_segmenter, load_segmenter, read_config
+from ..device import resolve_device
+from ..model.hub import has_segmenter, load_segmenter, read_config
+from ..project import Project
+from . import child, round_models
+from .events import DoneEvent, StepEvent
 from .progress import parse_event_line
-from .storage import Project, Status
-from .training.checkpoint import RESUME_NAME
-from .training.events import DoneEvent, StepEvent
+from .round_data import TrainingSet, prepare_training_folder
+from .round_models import RoundResult
 
-MODELS_SUBDIR = "models"  # model versions trained from a project live in <project>/models/round-NNN
 PIPE_GRACE_S = 5.0  # how long after the training process ended its output pipes may stay open
-
-
-@dataclass
-class TrainingSet:
-    """An exported training folder and which project images it holds."""
-
-    folder: Path  # holds text.csv, images/, masks/
-    labeled: list[str]  # image ids with a human label (file stems in the folder)
-    unlabeled: list[str]  # image ids used as unlabeled data
-    skipped: list[str] = field(default_factory=list)  # images without any prompt (no text to train with)
-
-
-def _latest_prompt(project: Project, image_id: str) -> str | None:
-    prompts = [p.text for p in project.prompts(image_id) if p.text.strip()]
-    return prompts[-1] if prompts else None
-
-
-@functools.cache  # once per process
-def warm_up_export() -> None:
-    """Load the image writers the export uses (their first use imports plugins for ~40 ms while holding the
-    GIL, which would stall the viewer during the first round's export). Call it on a worker thread early."""
-    from skimage import io as skio
-
-    with tempfile.TemporaryDirectory(prefix="amvlm-warm-") as tmp:
-        for name in ("x.tif", "x.png"):
-            skio.imsave(str(Path(tmp) / name), np.zeros((2, 2), np.uint8), check_contrast=False)
-
-
-def prepare_training_folder(project: Project, folder: str | os.PathLike, default_prompt: str | None = None
-                            ) -> TrainingSet:
-    """Export ``project`` as a training folder. Images with no prompt get ``default_prompt`` (or are skipped).
-
-    Raises ValueError when no image is corrected (Mean Teacher needs at least one labeled image).
-    """
-    from skimage import io as skio
-
-    project.refresh()
-    corrected = set(project.image_ids(Status.CORRECTED))
-    if not corrected:
-        raise ValueError("no corrected image yet: correct at least one mask and press 'Mark corrected' first")
-    folder = Path(folder)
-    (folder / "images").mkdir(parents=True, exist_ok=True)
-    (folder / "masks").mkdir(exist_ok=True)
-    out = TrainingSet(folder, [], [])
-    rows = []
-    for image_id in project.image_ids():
-        text = _latest_prompt(project, image_id) or (default_prompt or "").strip()
-        if not text:
-            out.skipped.append(image_id)
-            continue
-        image = np.asarray(project.read_image(image_id)[...])
-        skio.imsave(str(folder / "images" / f"{image_id}.tif"), image, check_contrast=False)
-        mask_name = ""
-        if image_id in corrected:
-            mask = np.asarray(project.read_mask(image_id, "human")[...])
-            mask_name = f"masks/{image_id}.png"
-            skio.imsave(str(folder / mask_name), ((mask != 0) * 255).astype(np.uint8), check_contrast=False)
-        (out.labeled if mask_name else out.unlabeled).append(image_id)
-        rows.append((f"images/{image_id}.tif", mask_name, text))
-    if not out.labeled:
-        raise ValueError("the corrected images have no prompt: type a description for them first")
-    with open(folder / "text.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["image", "mask", "text"])
-        writer.writerows(rows)
-    return out
 
 
 @dataclass
@@ -136,17 +65,6 @@ class JobState(str, Enum):
     SUCCEEDED = "succeeded"  # the process exited 0 with a model folder; call finalize()
     FAILED = "failed"  # crashed, killed from outside, or refused its input
     CANCELLED = "cancelled"  # stopped by cancel()
-
-
-@dataclass
-class RoundResult:
-    """A finished, validated and recorded round."""
-
-    index: int  # round number in the project
-    folder: Path  # the new model folder
-    model_sha: str  # sha256 of its segmenter weights (the project's model id)
-    metrics: dict[str, float]  # last step's losses
-    segmenter: Any = None  # the loaded TextGuidedSegmenter (eval mode), ready to hot-swap
 
 
 _RUNNING: set[RetrainJob] = set()  # jobs whose process may still run (ended at interpreter exit)
@@ -224,9 +142,7 @@ class RetrainJob:
         """Start the training process (call from a thread that outlives it, e.g. the GUI thread)."""
         if self.state is not JobState.NEW or self.training_set is None:
             raise RuntimeError("prepare() the round before launching it, and launch it once")
-        models = self.project.root / MODELS_SUBDIR
-        models.mkdir(exist_ok=True)
-        self.out_dir = models / f".round-{self.round_index:03d}.partial-{uuid.uuid4().hex[:8]}"
+        self.out_dir = round_models.partial_folder(self.project, self.round_index)
         self._proc = subprocess.Popen(
             self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             bufsize=1, env=self._child_env(),
@@ -252,7 +168,7 @@ class RetrainJob:
 
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
-        env[_child.NICE_ENV], env[_child.PARENT_ENV] = str(self.settings.nice), str(os.getpid())
+        env[child.NICE_ENV], env[child.PARENT_ENV] = str(self.settings.nice), str(os.getpid())
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             if self.settings.cpu_threads:
                 env[var] = str(self.settings.cpu_threads)
@@ -386,40 +302,10 @@ class RetrainJob:
             self._discard_output()
             self.state, self.message = JobState.FAILED, f"the new model does not load ({err}); previous weights kept"
             raise
-        (self.out_dir / RESUME_NAME).unlink(missing_ok=True)  # optimizer state: a round is never resumed
-        final = _free_name(self.out_dir.parent, f"round-{self.round_index:03d}")
-        os.replace(self.out_dir, final)
-        self.out_dir = final
-        return self._record(final, seg)
-
-    def _record(self, folder: Path, seg: Any) -> RoundResult:
-        base_sha = None
-        if has_segmenter(self.base_model):
-            base_sha = self.project.add_model(self.base_model / SEG_WEIGHTS_NAME, name=self.base_model.name).sha256
-        model = self.project.add_model(folder / SEG_WEIGHTS_NAME, name=folder.name)
-        metrics = {k: v for k, v in (self.last_step.losses if self.last_step else {}).items() if np.isfinite(v)}
+        self.out_dir = round_models.install(self.out_dir, self.round_index)
         ts = self.training_set
-        images = {"labeled": ts.labeled, "unlabeled": ts.unlabeled} if ts else {}
-        settings = {**asdict(self.settings), "base_model_folder": str(self.base_model),
-                    "steps": self.last_step.step if self.last_step else 0}
-        rec = self.project.record_round(model=model.sha256, settings=settings, seed=self.settings.seed,
-                                        metrics=metrics, base_model=base_sha, images=images)
-        return RoundResult(index=rec.index, folder=folder, model_sha=model.sha256, metrics=metrics, segmenter=seg)
-
-
-def _free_name(parent: Path, name: str) -> Path:
-    path, k = parent / name, 1
-    while path.exists():
-        k += 1
-        path = parent / f"{name}-{k}"
-    return path
-
-
-def latest_round_model(project: Project) -> Path | None:
-    """The model folder of the project's latest round that still exists under ``<project>/models``."""
-    names = {m.sha256: m.name for m in project.models()}
-    for rnd in reversed(project.rounds()):
-        folder = project.root / MODELS_SUBDIR / names.get(rnd.model, "")
-        if names.get(rnd.model) and has_segmenter(folder):
-            return folder
-    return None
+        return round_models.record(
+            self.project, self.out_dir, base_model=self.base_model, settings=asdict(self.settings),
+            seed=self.settings.seed, last_step=self.last_step, segmenter=seg,
+            images={"labeled": ts.labeled, "unlabeled": ts.unlabeled} if ts else {},
+        )  # fmt: skip

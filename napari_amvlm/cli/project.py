@@ -75,7 +75,7 @@ def _add_import(actions: Any) -> None:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    from .storage import Project
+    from ..project import Project
 
     project = Project.create(args.project, name=args.name)
     print(f"created project {project.name!r} in {project.root}")
@@ -83,7 +83,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from .storage import Project
+    from ..project import Project
 
     project = Project.open(args.project)
     before = len(project)
@@ -105,7 +105,7 @@ def summary(project: Any) -> dict[str, Any]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .storage import Project
+    from ..project import Project
 
     project = Project.open(args.project, mode="r")
     info = summary(project)
@@ -124,7 +124,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .storage import Project
+    from ..project import Project
 
     project = Project.open(args.project, mode="r")
     paths = project.export_masks(
@@ -136,7 +136,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import_masks(args: argparse.Namespace) -> int:
-    from .storage import Project
+    from ..project import Project
 
     project = Project.open(args.project)
     report = project.import_masks(args.masks, author=args.author, prefix=args.prefix)

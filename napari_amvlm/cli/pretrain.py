@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .config import AMVLMConfig, PretrainConfig, from_dict, save_json
+from ..config import AMVLMConfig, PretrainConfig, from_dict, save_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,8 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .training.events import log_line
-    from .training.pretrain import pretrain
+    from ..training.events import log_line
+    from ..training.pretrain import pretrain
 
     model_cfg = AMVLMConfig()
     if args.model_config:

@@ -1,24 +1,21 @@
-"""The zarr-free half of :class:`napari_amvlm.storage.Project`: reading and editing the manifest's records
-(images, statuses, prompts, model versions, training rounds) and mask import/export.
-
-:class:`ProjectCatalog` is a mixin; ``storage.Project`` supplies the manifest dict ``_m``, the lock, the
-transactions and the array access (the zarr parts).
+"""The records of an annotation project on top of its transactional core: images (adding and reading them),
+statuses, prompts, model versions and training rounds. No zarr here (the pixels come from :mod:`.arrays`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import _project_transfer
-from ._project_records import (
+from . import transfer
+from .arrays import Array
+from .files import ImagePlane, list_image_files, read_image_file, sha256_pixels, slug, split_planes
+from .records import (
     ImageRecord,
     MaskKind,
     MaskRecord,
@@ -29,21 +26,13 @@ from ._project_records import (
     Status,
     utc_now,
 )
+from .store import ProjectStore
 
 
-class ProjectCatalog:
-    """Record-level operations of a project (see :class:`napari_amvlm.storage.Project`)."""
+class ProjectCatalog(ProjectStore):
+    """Record-level operations of a project (see :class:`napari_amvlm.project.Project`)."""
 
-    root: Path
-    _m: dict[str, Any]
-    _rlock: threading.RLock
-    _dirty: bool
-
-    def transaction(self) -> AbstractContextManager[Any]:  # pragma: no cover - provided by Project
-        raise NotImplementedError
-
-    def read_mask_record(self, record: MaskRecord) -> np.ndarray:  # pragma: no cover - provided by Project
-        raise NotImplementedError
+    batch_size: int = 256  # images per commit when adding a folder
 
     # ------------------------------------------------------------------------------------- images
     @property
@@ -92,6 +81,62 @@ class ProjectCatalog:
         with self._rlock:
             return next((i for i, e in self._m["images"].items() if e["name"] == name), None)
 
+    def add_image(self, image: str | os.PathLike | np.ndarray, *, name: str | None = None,
+                  rgb: bool | None = None) -> list[str]:  # fmt: skip
+        """Add an image file or array; a stack adds one image per slice. Returns the ids, in slice order.
+
+        An image whose pixels are already in the project is not added twice: its existing id is returned.
+        """
+        if isinstance(image, (str, os.PathLike)):
+            planes = read_image_file(image, rgb)
+        else:
+            planes = split_planes(np.asarray(image), name or "image", rgb)
+        with self.transaction():
+            return [self._add_plane(p) for p in planes]
+
+    def add_images(self, items: Iterable[str | os.PathLike | np.ndarray] | str | os.PathLike, *,
+                   recursive: bool = False, rgb: bool | None = None) -> list[str]:  # fmt: skip
+        """Add files, folders (their image files, sorted) and arrays; commits every ``batch_size`` items."""
+        if isinstance(items, (str, os.PathLike)):
+            items = [items]
+        expanded: list[Any] = []
+        for item in items:
+            is_dir = isinstance(item, (str, os.PathLike)) and Path(item).is_dir()
+            expanded.extend(list_image_files(item, recursive) if is_dir else [item])
+        ids: list[str] = []
+        for start in range(0, len(expanded), self.batch_size):
+            with self.transaction():
+                for item in expanded[start : start + self.batch_size]:
+                    ids.extend(self.add_image(item, rgb=rgb))
+        return ids
+
+    def _add_plane(self, plane: ImagePlane) -> str:
+        digest = sha256_pixels(plane.data)
+        if digest in self._by_sha:
+            return self._by_sha[digest]
+        name = slug(plane.name)
+        if name in self._names:
+            name = f"{name}_{digest[:8]}"
+        image_id = f"{name}-{digest[:10]}"
+        data = plane.data
+        finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
+        rec = ImageRecord(
+            id=image_id, name=name, source=plane.source, slice=plane.slice, n_slices=plane.n_slices,
+            sha256=digest, file_sha256=plane.file_sha256, shape=tuple(data.shape), dtype=data.dtype.name,
+            rgb=plane.rgb, vmin=float(finite.min()) if finite.size else 0.0,
+            vmax=float(finite.max()) if finite.size else 0.0, array=self._write_array(data, "img"),
+            added=utc_now(),
+        )  # fmt: skip
+        self._m["images"][image_id] = {**rec.to_dict(), "masks": {}, "human_history": [], "prompts": []}
+        self._by_sha[digest] = image_id
+        self._names.add(name)
+        self._dirty = True
+        return image_id
+
+    def read_image(self, image_id: str) -> Array:
+        """The pixels of an image as a lazy read-only zarr array ((H, W) or (H, W, C))."""
+        return self._open_array(self._entry(image_id)["array"])
+
     # -------------------------------------------------------------------------------------- masks
     def status(self, image_id: str) -> Status:
         """corrected (a human label exists) > predicted (a prediction exists) > unlabeled."""
@@ -138,7 +183,7 @@ class ProjectCatalog:
     # ------------------------------------------------------------------------------ models, rounds
     def add_model(self, weights: str | os.PathLike, name: str | None = None) -> ModelRecord:
         """Register a safetensors weights file; its sha256 is the model's id. Idempotent."""
-        record = _project_transfer.describe_weights(Path(weights), name)
+        record = transfer.describe_weights(Path(weights), name)
         with self.transaction():
             if record.sha256 not in self._m["models"]:
                 self._m["models"][record.sha256] = vars(record).copy()
@@ -177,26 +222,3 @@ class ProjectCatalog:
     def rounds(self) -> list[RoundRecord]:
         """Training rounds, oldest first."""
         return [RoundRecord(**d) for d in self._m["rounds"]]
-
-    # ----------------------------------------------------------------------------- import / export
-    def export_masks(self, out_dir: str | os.PathLike, *, kind: MaskKind | str = MaskKind.HUMAN,
-                     fmt: str = "png", prefix: str = "", foreground: int | None = None,
-                     overwrite: bool = False) -> list[Path]:  # fmt: skip
-        """Write every mask of ``kind`` as ``<out_dir>/<prefix><image name>.<fmt>`` (png or tif).
-
-        Binary masks get their recorded foreground value back (e.g. 255 for an imported {0, 255} PNG; 255
-        when none is recorded) unless ``foreground`` forces one; label masks keep their values.
-        """
-        return _project_transfer.export_masks(self, Path(out_dir), MaskKind(kind), fmt, prefix, foreground,
-                                              overwrite)  # fmt: skip
-
-    def import_masks(self, masks: str | os.PathLike | Iterable[str | os.PathLike], *, author: str,
-                     prefix: str | None = None) -> _project_transfer.MaskImport:  # fmt: skip
-        """Import mask files (or a folder of them) as human labels by ``author``, matched by image name.
-
-        ``mask_covid_1.png`` matches the image named ``covid_1`` (prefixes "mask_"/"mask-" and suffixes
-        "_mask"/"_label(s)" are stripped, or exactly ``prefix``); a 3D mask matches a stack's slices. All or
-        nothing: a mask of the wrong shape aborts the whole import.
-        """
-        with self.transaction():
-            return _project_transfer.import_masks(self, masks, author, prefix)

@@ -12,9 +12,9 @@ import pytest
 from skimage import io as skio
 
 from napari_amvlm.cli import main
-from napari_amvlm.storage import Project, Status
+from napari_amvlm.project import Project, Status
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_QATA = ROOT / "sample_data" / "qata"
 
 

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .training.events import CheckpointEvent, DoneEvent, MetricsEvent, StartEvent, StepEvent
+from .events import CheckpointEvent, DoneEvent, MetricsEvent, StartEvent, StepEvent
 
 EVENT_TYPES: dict[str, type] = {
     "start": StartEvent,

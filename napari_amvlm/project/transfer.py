@@ -1,6 +1,7 @@
 """Moving data in and out of an annotation project: mask export/import and weight files.
 
-Works through :class:`napari_amvlm.storage.Project`'s public methods only (no zarr here).
+Works through a project's public methods only (:class:`MaskTarget`: no zarr here, and no import of the
+:class:`~napari_amvlm.project.Project` class that calls these functions).
 """
 
 from __future__ import annotations
@@ -11,17 +12,27 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
-from ._project_io import export_values, list_image_files, mask_stem, read_pixels, sha256_file, write_mask_file
-from ._project_records import MaskKind, ModelRecord, utc_now
-
-if TYPE_CHECKING:
-    from .storage import Project
+from .files import export_values, list_image_files, mask_stem, read_pixels, sha256_file, write_mask_file
+from .records import ImageRecord, MaskKind, MaskRecord, ModelRecord, utc_now
 
 DEFAULT_FOREGROUND = 255  # value of a binary mask's foreground on export when the mask records none
+
+
+class MaskTarget(Protocol):
+    """What mask import and export need of a :class:`~napari_amvlm.project.Project`."""
+
+    def images(self) -> list[ImageRecord]: ...
+
+    def mask_record(self, image_id: str, kind: MaskKind | str) -> MaskRecord | None: ...
+
+    def read_mask_record(self, record: MaskRecord) -> Any: ...
+
+    def mark_corrected(self, image_id: str, mask: Any = None, *, author: str,
+                       note: str = "") -> MaskRecord: ...
 
 
 @dataclass
@@ -60,7 +71,7 @@ def _normalize_format(fmt: str) -> str:
     return fmt
 
 
-def export_masks(project: Project, out_dir: Path, kind: MaskKind, fmt: str, prefix: str,
+def export_masks(project: MaskTarget, out_dir: Path, kind: MaskKind, fmt: str, prefix: str,
                  foreground: int | None, overwrite: bool) -> list[Path]:  # fmt: skip
     """See :meth:`Project.export_masks`. Refuses to overwrite files unless ``overwrite``."""
     fmt = _normalize_format(fmt)
@@ -98,7 +109,7 @@ def _expand(masks: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path
     return paths
 
 
-def import_masks(project: Project, masks: str | os.PathLike | Iterable[str | os.PathLike], author: str,
+def import_masks(project: MaskTarget, masks: str | os.PathLike | Iterable[str | os.PathLike], author: str,
                  prefix: str | None) -> MaskImport:  # fmt: skip
     """See :meth:`Project.import_masks` (runs inside the caller's transaction)."""
     by_name = {rec.name: rec.id for rec in project.images()}

@@ -1,0 +1,77 @@
+"""The model folders of retraining rounds: where a round's process writes, how a finished round's folder is
+installed as ``<project>/models/round-NNN`` and recorded in the project, and which folder is the latest."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..model.hub import SEG_WEIGHTS_NAME, has_segmenter
+from ..project import Project
+from .checkpoint import RESUME_NAME
+from .events import StepEvent
+
+MODELS_SUBDIR = "models"  # model versions trained from a project live in <project>/models/round-NNN
+
+
+@dataclass
+class RoundResult:
+    """A finished, validated and recorded round."""
+
+    index: int  # round number in the project
+    folder: Path  # the new model folder
+    model_sha: str  # sha256 of its segmenter weights (the project's model id)
+    metrics: dict[str, float]  # last step's losses
+    segmenter: Any = None  # the loaded TextGuidedSegmenter (eval mode), ready to hot-swap
+
+
+def partial_folder(project: Project, round_index: int) -> Path:
+    """A fresh, hidden folder under ``<project>/models`` for a round's process to write its model to."""
+    models = project.root / MODELS_SUBDIR
+    models.mkdir(exist_ok=True)
+    return models / f".round-{round_index:03d}.partial-{uuid.uuid4().hex[:8]}"
+
+
+def install(folder: Path, round_index: int) -> Path:
+    """Move a validated round's model folder to ``models/round-NNN`` (a free name) and return it."""
+    (folder / RESUME_NAME).unlink(missing_ok=True)  # optimizer state: a round is never resumed
+    final = _free_name(folder.parent, f"round-{round_index:03d}")
+    os.replace(folder, final)
+    return final
+
+
+def record(project: Project, folder: Path, *, base_model: Path, settings: dict[str, Any], seed: int,
+           last_step: StepEvent | None, images: dict[str, list[str]], segmenter: Any) -> RoundResult:
+    """Register the installed model (and the one it started from) and record the round in the project."""
+    base_sha = None
+    if has_segmenter(base_model):
+        base_sha = project.add_model(base_model / SEG_WEIGHTS_NAME, name=base_model.name).sha256
+    model = project.add_model(folder / SEG_WEIGHTS_NAME, name=folder.name)
+    metrics = {k: v for k, v in (last_step.losses if last_step else {}).items() if np.isfinite(v)}
+    settings = {**settings, "base_model_folder": str(base_model), "steps": last_step.step if last_step else 0}
+    rec = project.record_round(model=model.sha256, settings=settings, seed=seed, metrics=metrics,
+                               base_model=base_sha, images=images)
+    return RoundResult(rec.index, folder, model.sha256, metrics, segmenter)
+
+
+def _free_name(parent: Path, name: str) -> Path:
+    path, k = parent / name, 1
+    while path.exists():
+        k += 1
+        path = parent / f"{name}-{k}"
+    return path
+
+
+def latest_round_model(project: Project) -> Path | None:
+    """The model folder of the project's latest round that still exists under ``<project>/models``."""
+    names = {m.sha256: m.name for m in project.models()}
+    for rnd in reversed(project.rounds()):
+        folder = project.root / MODELS_SUBDIR / names.get(rnd.model, "")
+        if names.get(rnd.model) and has_segmenter(folder):
+            return folder
+    return None

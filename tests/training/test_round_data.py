@@ -1,0 +1,24 @@
+"""A retraining round's data: the project exported as an image,mask,text training folder."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+
+from napari_amvlm.training.round_data import prepare_training_folder
+
+
+def test_prepare_training_folder(project, tmp_path):
+    ids = project.image_ids()
+    ts = prepare_training_folder(project, tmp_path / "data")
+    assert ts.labeled == [ids[0]] and ts.unlabeled == [ids[1]] and ts.skipped == [ids[2]]
+    with open(tmp_path / "data" / "text.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["text"] for r in rows] == ["lower left lung", "lower right lung"]
+    assert rows[0]["mask"] and not rows[1]["mask"]
+    from skimage import io
+
+    assert set(np.unique(io.imread(tmp_path / "data" / rows[0]["mask"]))) <= {0, 255}
+    ts2 = prepare_training_folder(project, tmp_path / "data2", default_prompt="lung")
+    assert ts2.skipped == [] and len(ts2.unlabeled) == 2
