@@ -6,6 +6,11 @@ image, so they are cached: a second prompt on the same image runs only the text 
 
 Uncertainty (what to correct first): 1/2 |P - T| (teacher and text disagree) + 1/2 (1 - |2 fused - 1|)
 (fused probability near 0.5), both in [0, 1].
+
+Before anything runs, the image is checked (:func:`napari_amvlm.data.io.check_image`: too small, NaN/inf or
+constant images are refused) and the prompt is prepared once (:func:`napari_amvlm.prompts.prepare_prompt`: the side
+convention, words the model cannot read, the token limit); the mask can then be cleaned up
+(:func:`napari_amvlm.postprocess.clean_mask`).
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data.io import to_model_input
+from .data.io import check_image, to_model_input
 from .fusion import fuse
+from .postprocess import Cleanup, clean_mask
+from .prompts import PreparedPrompt, prepare_prompt, read_vocabulary
 
 MODES = ("fused", "segmenter", "textmask")
 
@@ -31,6 +38,13 @@ class Prediction:
     uncertainty: np.ndarray  # (H, W) float32 in [0, 1]
     teacher_prob: np.ndarray | None  # (H, W) float32 P
     text_prob: np.ndarray | None  # (H, W) float32 T (None without a text-mask generator)
+    prompt: PreparedPrompt | None = None  # what the model read for the prompt (None in mode "segmenter")
+    cleaned: bool = False  # the mask went through clean_mask
+
+    @property
+    def notices(self) -> list[str]:
+        """What the model ignored of the prompt, one line each (empty when it read everything)."""
+        return self.prompt.notices if self.prompt is not None else []
 
 
 def check_mode(seg, mode: str) -> None:
@@ -64,14 +78,29 @@ def image_key(image: np.ndarray) -> str:
 class Segmenter:
     """Interactive inference over one loaded model with an LRU cache of image embeddings."""
 
-    def __init__(self, seg, device: str | torch.device = "cpu", cache_size: int = 32):
+    def __init__(self, seg, device: str | torch.device = "cpu", cache_size: int = 32,
+                 vocabulary: frozenset[str] | None = None):
         self.seg = seg.to(device).eval()
         self.device = torch.device(device)
         self.size = seg.amvlm.cfg.vision.image_size
+        self.patch_size = seg.amvlm.cfg.vision.patch_size
+        self.vocabulary = vocabulary  # the training vocabulary (None: unknown, every Latin word is read)
         self._cache: OrderedDict[str, dict] = OrderedDict()
         self.cache_size = cache_size
         self.cache_hits = 0
         self.cache_misses = 0
+
+    @classmethod
+    def from_folder(cls, folder, device: str | torch.device = "cpu", **kwargs) -> Segmenter:
+        """Load a model folder (with its training vocabulary, when it has one) for inference."""
+        from .model.hub import load_segmenter
+
+        return cls(load_segmenter(folder, device), device, vocabulary=read_vocabulary(folder), **kwargs)
+
+    def prepare(self, prompt: str, sides: str = "image") -> PreparedPrompt:
+        """What this model reads for ``prompt`` written in the ``sides`` convention (see :mod:`..prompts`)."""
+        text = self.seg.amvlm.text
+        return prepare_prompt(prompt, sides, self.vocabulary, text.tokenizer, text.cfg.max_length)
 
     @torch.inference_mode()
     def _image_state(self, image: np.ndarray) -> dict:
@@ -92,26 +121,32 @@ class Segmenter:
         return state
 
     @torch.inference_mode()
-    def predict(self, image: np.ndarray, prompt: str | None, mode: str = "fused", threshold: float = 0.5
-                ) -> Prediction:
-        """Segment one 2D image (gray, RGB or 16-bit) for a prompt; results at the image's own size."""
+    def predict(self, image: np.ndarray, prompt: str | None, mode: str = "fused", threshold: float = 0.5,
+                sides: str = "image", cleanup: Cleanup | None = None) -> Prediction:
+        """Segment one 2D image (gray, RGB or 16-bit) for a prompt written in the ``sides`` convention; results at
+        the image's own size. With ``cleanup``, the mask goes through :func:`..postprocess.clean_mask`. Raises
+        :class:`..data.io.ImageError` for an image it cannot segment meaningfully, ValueError for a prompt it
+        cannot read."""
         check_mode(self.seg, mode)
-        if mode != "segmenter" and (prompt is None or not str(prompt).strip()):
-            raise ValueError("the prompt is empty: describe what to segment")
+        prepared = self.prepare(prompt, sides) if mode != "segmenter" else None
+        check_image(image, self.patch_size)
         st = self._image_state(image)
         p = prob = st["P"]
         t = None
-        if mode != "segmenter":
-            sentence = self.seg.amvlm.encode_text([str(prompt)], with_dist=False)["global"]
-            t = prob = self.seg.textmask.from_dense(st["F"], sentence, p.shape[-2:], [str(prompt)]).prob
+        if prepared is not None:
+            sentence = self.seg.amvlm.encode_text([prepared.text], with_dist=False)["global"]
+            t = prob = self.seg.textmask.from_dense(st["F"], sentence, p.shape[-2:], [prepared.text]).prob
         if mode == "fused":
             prob = fuse(p, t, self.seg.cfg.fusion_lambda)
         unc = 1.0 - (2 * prob - 1).abs()
         if t is not None:
             unc = 0.5 * unc + 0.5 * (p - t).abs()
         out = [self._to_image(x, st["shape"]) if x is not None else None for x in (prob, unc, p, t)]
-        return Prediction(mask=out[0] > threshold, prob=out[0], uncertainty=out[1], teacher_prob=out[2],
-                          text_prob=out[3])
+        mask = out[0] > threshold
+        if cleanup is not None:
+            mask = clean_mask(mask, image, cleanup)
+        return Prediction(mask=mask, prob=out[0], uncertainty=out[1], teacher_prob=out[2], text_prob=out[3],
+                          prompt=prepared, cleaned=cleanup is not None)
 
     @staticmethod
     def _to_image(x: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:

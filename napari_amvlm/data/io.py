@@ -50,6 +50,39 @@ def _scale_intensity(img: np.ndarray) -> np.ndarray:
     return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
 
 
+class ImageError(ValueError):
+    """An image no model can give a meaningful answer for (the message says why)."""
+
+
+def check_image(img: np.ndarray, min_size: int) -> None:
+    """Refuse images that would get a confident but meaningless mask: smaller than ``min_size`` pixels a side (the
+    model's patch size), any NaN or infinite pixel, or the same value everywhere. Raises :class:`ImageError`."""
+    x = _to_hwc(np.asarray(img))
+    h, w = x.shape[:2]
+    if min(h, w) < min_size:
+        raise ImageError(f"the image is {h}x{w} pixels; the model needs at least {min_size}x{min_size} (its patch "
+                         "size)")
+    if x.dtype.kind in "fc":
+        bad = ~np.isfinite(x).all(axis=-1)
+        if bad.any():
+            raise ImageError(f"{int(bad.sum()):,} of {h * w:,} pixels are NaN or infinite; replace them (e.g. "
+                             "numpy.nan_to_num) before segmenting")
+    if (x == x[:1, :1]).all():
+        value = x[0, 0, 0] if (x[0, 0] == x[0, 0, 0]).all() else tuple(x[0, 0].tolist())
+        raise ImageError(f"the image is constant (every pixel is {value}): there is nothing to segment")
+
+
+def is_gray(img: np.ndarray) -> bool:
+    """Whether an image has no colour: one channel, or three equal ones (an X-ray saved as RGB)."""
+    x = _to_hwc(np.asarray(img))
+    return bool((x[..., 0] == x[..., 1]).all() and (x[..., 0] == x[..., 2]).all())
+
+
+def to_gray(img: np.ndarray) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: the mean of the channels, scaled as :func:`to_model_input` scales them."""
+    return _scale_intensity(_to_hwc(np.asarray(img))).mean(axis=-1)
+
+
 def to_model_input(img: np.ndarray, size: int) -> np.ndarray:
     """Convert an image as stored into float32 (3, size, size) in [0, 1].
 

@@ -115,3 +115,13 @@ def position_cells(s: str) -> list[int]:
         named = {z.lower() for z in zones.split()} or {"upper", "middle", "lower"}
         cells.update(POSITION_CELLS.index(f"{z} {side.lower()}") for z in named)
     return sorted(cells)
+
+
+_SIDE_THEN_ZONES_RE = re.compile(r"\b(left|right)\s+((?:upper|middle|lower)(?:\s+(?:upper|middle|lower))*)\b",
+                                 re.IGNORECASE)
+
+
+def zones_before_side(s: str) -> str:
+    """Zone words moved in front of the side they follow, as the datasets write them: "left lower lung" ->
+    "lower left lung" (radiologists often name the side first)."""
+    return _SIDE_THEN_ZONES_RE.sub(lambda m: f"{m.group(2)} {m.group(1)}", s)

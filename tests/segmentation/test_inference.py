@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
 
+from napari_amvlm import inference
+from napari_amvlm.data.io import ImageError
 from napari_amvlm.inference import Segmenter
+from napari_amvlm.postprocess import Cleanup
 from napari_amvlm.model.amvlm import AMVLM
 from napari_amvlm.model.segmenter import TextGuidedSegmenter
 
@@ -56,10 +61,37 @@ def test_empty_prompt_is_a_clear_error(segmenter, prompt):
         segmenter.predict(np.zeros((32, 32), np.uint8), prompt)
 
 
-def test_long_and_non_ascii_prompts_work(segmenter):
-    image = np.zeros((32, 32), np.uint8)
-    assert segmenter.predict(image, "left lung " * 1000).mask.shape == (32, 32)  # truncated to max_length tokens
-    assert segmenter.predict(image, "infección pulmonar, pulmón izquierdo — 左肺").mask.shape == (32, 32)
+def test_long_and_non_latin_prompts_segment_with_notices(segmenter):
+    image = np.random.default_rng(4).integers(0, 255, (32, 32), dtype=np.uint8)
+    long = segmenter.predict(image, "left lung " * 1000)
+    assert long.mask.shape == (32, 32)
+    (notice,) = long.notices
+    assert "24-token limit" in notice and "ignored 1,978 words: 'left', 'lung'" in notice
+    mixed = segmenter.predict(image, "infección pulmonar, pulmón izquierdo — 左肺")
+    assert mixed.mask.shape == (32, 32) and mixed.prompt.text == "infección pulmonar, pulmón izquierdo —"
+    assert mixed.notices == ["ignored words not in the Latin alphabet (the model reads English): '左肺'"]
+
+
+@pytest.mark.parametrize("image, message", [
+    (np.zeros((1, 1), np.uint8), "1x1 pixels; the model needs at least 8x8"),
+    (np.full((32, 32), np.nan, np.float32), "1,024 of 1,024 pixels are NaN or infinite"),
+    (np.where(np.eye(32, dtype=bool), np.inf, 1.0), "32 of 1,024 pixels are NaN or infinite"),
+    (np.full((32, 32, 3), 7, np.uint8), "constant (every pixel is 7)"),
+], ids=["1x1", "all-nan", "inf", "constant"])
+def test_images_without_a_meaningful_answer_are_refused(segmenter, image, message):
+    with pytest.raises(ImageError, match=re.escape(message)):
+        segmenter.predict(image, "lower left lung")
+    assert segmenter.cache_misses == 0  # refused before the model ran
+
+
+def test_cleanup_is_applied_on_request(segmenter, monkeypatch):
+    image = np.random.default_rng(5).integers(0, 255, (32, 32), dtype=np.uint8)
+    seen = []
+    monkeypatch.setattr(inference, "clean_mask", lambda mask, img, c: seen.append((img, c)) or np.zeros_like(mask))
+    raw = segmenter.predict(image, "lower left lung")
+    cleaned = segmenter.predict(image, "lower left lung", cleanup=Cleanup())
+    assert not raw.cleaned and seen[0][0] is image and seen[0][1] == Cleanup() and len(seen) == 1
+    assert cleaned.cleaned and not cleaned.mask.any() and np.array_equal(cleaned.prob, raw.prob)
 
 
 def test_bad_image_shape(segmenter):
