@@ -53,3 +53,16 @@ def tiny_seg_cfg():
     from napari_amvlm.config import SegmenterConfig, TextMaskConfig, UNetConfig
 
     return SegmenterConfig(unet=UNetConfig(base=4, levels=3), textmask=TextMaskConfig(hidden=8, upsample=4))
+
+
+@pytest.fixture
+def tiny_seg_dir(tiny_cfg, tiny_seg_cfg, tmp_path):
+    """A tiny model folder in the trained format (AMVLM + segmenter), random weights: loads in a second."""
+    import torch
+
+    from napari_amvlm.model.amvlm import AMVLM
+    from napari_amvlm.model.hub import save_segmenter
+    from napari_amvlm.model.segmenter import TextGuidedSegmenter
+
+    torch.manual_seed(0)
+    return save_segmenter(TextGuidedSegmenter(AMVLM(tiny_cfg).eval(), tiny_seg_cfg), tmp_path / "tiny-seg")

@@ -12,12 +12,18 @@ from ..training import child
 
 # Each module exposes ``register(subparsers)`` which adds its subcommand and sets ``func``.
 # Modules are imported lazily (inside build_parser) so that ``amvlm --help`` stays fast.
-SUBCOMMAND_MODULES: list[str] = ["pretrain", "retrieval", "segmentation", "project"]
+SUBCOMMAND_MODULES: list[str] = ["pretrain", "retrieval", "segmentation", "vocabulary", "project"]
+
+
+EXAMPLE = """example (segment the bundled chest X-ray; `amvlm COMMAND --help` describes each command):
+  amvlm segment --model models/amvlm-qata --image sample_data/qata/images/covid_2804.png \\
+      --text "unilateral pulmonary infection, one infected area, lower left lung." --out mask.png"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="amvlm", description="Text-guided semi-supervised medical image segmentation (AMVLM)."
+        prog="amvlm", description="Text-guided semi-supervised medical image segmentation (AMVLM).",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"amvlm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

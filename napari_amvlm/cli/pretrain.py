@@ -15,14 +15,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "image,mask,text CSV. Writes OUT/config.json and OUT/model.safetensors.")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="folders with an image,mask,text CSV")
     p.add_argument("--out", required=True, metavar="DIR", help="model folder to write (e.g. models/NAME)")
-    p.add_argument("--epochs", type=int, default=PretrainConfig.epochs)
-    p.add_argument("--batch-size", type=int, default=PretrainConfig.batch_size)
-    p.add_argument("--lr", type=float, default=PretrainConfig.lr)
+    p.add_argument("--epochs", type=int, default=PretrainConfig.epochs,
+                   help="passes over the data (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=PretrainConfig.batch_size,
+                   help="image-text pairs per step (default %(default)s)")
+    p.add_argument("--lr", type=float, default=PretrainConfig.lr,
+                   help="AdamW learning rate of the vision encoder and heads (default %(default)s; the "
+                        f"fine-tuned text layers keep their own, {PretrainConfig.text_lr:g})")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/resume.safetensors if present")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (short runs)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N pairs")
-    p.add_argument("--seed", type=int, default=PretrainConfig.seed)
+    p.add_argument("--seed", type=int, default=PretrainConfig.seed,
+                   help="seeds initialisation, shuffling and augmentation (default %(default)s)")
     p.add_argument("--global-only", action="store_true", help="ablation: train the global InfoNCE term only")
     p.add_argument("--model-config", metavar="JSON", help="AMVLMConfig as JSON (sizes, loss weights)")
     p.add_argument("--init-stem", metavar="DIR", help="model folder whose trained U-Net encoder initialises the "

@@ -17,7 +17,9 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add the ``project`` subcommand and its actions to the ``amvlm`` parser."""
-    parser = subparsers.add_parser("project", help="annotation projects: create, add, status, export")
+    parser = subparsers.add_parser("project", help="annotation projects: create, add, status, export",
+                                   description="Annotation projects (a folder the napari widget also opens): "
+                                               "images, human labels, predictions, prompts and model versions.")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     _add_create(actions)
     _add_add(actions)
@@ -27,15 +29,17 @@ def register(subparsers: Any) -> None:
 
 
 def _add_create(actions: Any) -> None:
-    p = actions.add_parser("create", help="create an empty project folder (e.g. chest.amvlm)")
+    p = actions.add_parser("create", help="create an empty project folder (e.g. chest.amvlm)",
+                           description="Create an empty project in a new (or empty) folder.")
     p.add_argument("project", help="folder to create (new or empty)")
     p.add_argument("--name", help="project name (default: the folder's name)")
     p.set_defaults(func=cmd_create)
 
 
 def _add_add(actions: Any) -> None:
-    p = actions.add_parser("add", help="add image files or folders of images")
-    p.add_argument("project")
+    p = actions.add_parser("add", help="add image files or folders of images",
+                           description="Add images to a project (an image already in it is not added twice).")
+    p.add_argument("project", help="the project folder")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (PNG, TIFF, ...) or folders")
     p.add_argument("--recursive", action="store_true", help="also look in sub-folders")
     colour = p.add_mutually_exclusive_group()
@@ -45,8 +49,10 @@ def _add_add(actions: Any) -> None:
 
 
 def _add_status(actions: Any) -> None:
-    p = actions.add_parser("status", help="count images by status; list them, models and rounds")
-    p.add_argument("project")
+    p = actions.add_parser("status", help="count images by status; list them, models and rounds",
+                           description="Count a project's images by status (unlabeled, predicted, corrected); "
+                                       "optionally list them, its model versions and training rounds.")
+    p.add_argument("project", help="the project folder")
     p.add_argument("--list", action="store_true", help="one line per image: id, status, source")
     p.add_argument("--status", choices=["unlabeled", "predicted", "corrected"], help="only list these")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -54,11 +60,16 @@ def _add_status(actions: Any) -> None:
 
 
 def _add_export(actions: Any) -> None:
-    p = actions.add_parser("export", help="write masks as PNG/TIFF files named after the source images")
-    p.add_argument("project")
-    p.add_argument("out_dir")
-    p.add_argument("--kind", default="human", choices=["human", "prediction", "pseudo_label"])
-    p.add_argument("--format", default="png", choices=["png", "tif", "tiff"], dest="fmt")
+    p = actions.add_parser("export", help="write masks as PNG/TIFF files named after the source images",
+                           description="Write one mask file per image that has a mask of the chosen kind, named "
+                                       "after the image it belongs to.")
+    p.add_argument("project", help="the project folder")
+    p.add_argument("out_dir", help="folder to write the mask files into")
+    p.add_argument("--kind", default="human", choices=["human", "prediction", "pseudo_label"],
+                   help="human (default): the corrected labels; prediction: the latest model masks; "
+                        "pseudo_label: the masks a training round made")
+    p.add_argument("--format", default="png", choices=["png", "tif", "tiff"], dest="fmt",
+                   help="file format (default %(default)s)")
     p.add_argument("--prefix", default="", help='prepended to file names, e.g. "mask_"')
     p.add_argument("--foreground", type=int, help="value of binary masks' foreground (default: as imported, else 255)")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
@@ -66,8 +77,10 @@ def _add_export(actions: Any) -> None:
 
 
 def _add_import(actions: Any) -> None:
-    p = actions.add_parser("import-masks", help="import mask files as human labels (matched by file name)")
-    p.add_argument("project")
+    p = actions.add_parser("import-masks", help="import mask files as human labels (matched by file name)",
+                           description="Import mask files as the human labels of the project's images, matched by "
+                                       "file name (mask_covid_1.png belongs to covid_1.png).")
+    p.add_argument("project", help="the project folder")
     p.add_argument("masks", nargs="+", metavar="MASK", help="mask files or folders")
     p.add_argument("--author", required=True, help="the person who drew the masks")
     p.add_argument("--prefix", help='strip exactly this prefix from mask names (default: "mask_" etc.)')

@@ -21,7 +21,7 @@ def _train_parser(sub) -> None:
                        description="Train the text-mask generator and a U-Net Mean Teacher over a pre-trained "
                                    "AMVLM; the best teacher by validation Dice is written to OUT with the AMVLM.")
     p.add_argument("--data", required=True, nargs="+", metavar="DIR", help="training folders (image,mask,text CSV)")
-    p.add_argument("--val", metavar="DIR", help="validation folder (masks required)")
+    p.add_argument("--val", metavar="DIR", help="validation folder (masks required); picks the best epoch")
     p.add_argument("--model", required=True, metavar="DIR", help="pre-trained AMVLM folder")
     p.add_argument("--out", required=True, metavar="DIR", help="model folder to write")
     lab = p.add_mutually_exclusive_group(required=True)
@@ -33,18 +33,22 @@ def _train_parser(sub) -> None:
     p.add_argument("--supervised-only", action="store_true",
                    help="baseline: the U-Net on the labeled images only (no unlabeled images, no text)")
     d = MeanTeacherConfig()
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--labeled-batch", type=int, default=d.labeled_batch)
-    p.add_argument("--unlabeled-batch", type=int, default=d.unlabeled_batch)
+    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the labeled images (default %(default)s)")
+    p.add_argument("--labeled-batch", type=int, default=d.labeled_batch,
+                   help="labeled images per training step (default %(default)s)")
+    p.add_argument("--unlabeled-batch", type=int, default=d.unlabeled_batch,
+                   help="unlabeled images per training step (default %(default)s)")
     p.add_argument("--base", type=int, default=None, help="U-Net base channels (default 16)")
     p.add_argument("--rampup-epochs", type=float, default=d.rampup_epochs,
-                   help="epochs over which the unlabeled weight ramps up (sigmoid)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+                   help="epochs over which the unlabeled weight ramps up (sigmoid; default %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help="seeds the labeled split, shuffling and initialisation (default %(default)s)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/resume.safetensors")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
     p.add_argument("--val-limit", type=int, default=None, help="validate on the first N images only")
-    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--log-every", type=int, default=10, help="print one progress line every N steps "
+                                                             "(default %(default)s)")
     p.add_argument("--progress-json", action="store_true",
                    help="print every event as one JSON object per line (for the napari plugin)")
     p.set_defaults(func=_train)
@@ -75,6 +79,7 @@ def _train(args: argparse.Namespace) -> int:
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         save_json(cfg, out / "train_config.json")
+        _write_training_vocabulary(out, args.data, [args.model, args.init])
     try:
         for ev in train_mean_teacher(args.data, args.val, args.model, out, cfg, seg_cfg, args.labeled_fraction,
                                      args.labeled, args.device, args.resume, args.max_steps, args.val_limit, args.init):
@@ -92,19 +97,60 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_training_vocabulary(out: Path, data: list[str], models: list[str | None]) -> None:
+    """OUT/vocabulary.txt: the words of the training sentences plus those of the models it starts from (for the
+    prompt notices of napari_amvlm.prompts)."""
+    from ..prompts import folder_sentences, read_vocabulary, write_vocabulary
+
+    keep = set().union(*(read_vocabulary(m) or () for m in models if m))
+    write_vocabulary(out, [t for folder in data for t in folder_sentences(folder)], keep)
+
+
 def _evaluate_parser(sub) -> None:
-    p = sub.add_parser("evaluate", help="per-image Dice and IoU at 0.5 on a folder (224x224)")
-    p.add_argument("--model", required=True, metavar="DIR")
-    p.add_argument("--data", required=True, metavar="DIR")
-    p.add_argument("--mode", choices=("fused", "segmenter", "textmask"), default="fused")
+    p = sub.add_parser("evaluate", help="per-image Dice and IoU at 0.5 on a folder (224x224)",
+                       description="Segment every image of a labeled folder with its own sentence and print the mean "
+                                   "Dice and IoU at threshold 0.5, at the model's input size (224x224). The masks go "
+                                   "through the clean-up `amvlm segment` applies unless --no-postprocess.")
+    p.add_argument("--model", required=True, metavar="DIR", help="model folder with a trained segmenter")
+    p.add_argument("--data", required=True, metavar="DIR", help="folder with an image,mask,text CSV (masks required)")
+    _mode_argument(p)
     p.add_argument("--per-image", metavar="FILE.csv", help="write name,dice,iou per image")
     p.add_argument("--json", metavar="FILE", help="write the summary as JSON")
     p.add_argument("--swap-sides", action="store_true",
                    help="prompt with each sentence's left/right swapped (position-word check)")
     p.add_argument("--one-side-only", action="store_true",
                    help="keep only images whose sentence names exactly one of left/right")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--sides", choices=("image", "patient"), default="image",
+                   help="what left/right in the folder's sentences mean: image (default), the datasets' "
+                        "convention; patient reads them mirrored (a check that the masks follow the convention)")
+    p.add_argument("--zones", action="store_true",
+                   help="zone check instead: on images whose sentence names only upper (or only lower) zones, the "
+                        "mask's share in each third of the lung field, with the true sentence and with the zone "
+                        "words swapped (Markdown table)")
+    p.add_argument("--zone-limit", type=int, metavar="N", help="with --zones: the first N images of each group")
+    _postprocess_argument(p)
+    p.add_argument("--device", default="cpu", help="auto | cpu | cuda | mps (default %(default)s)")
     p.set_defaults(func=_evaluate)
+
+
+def _mode_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", choices=("fused", "segmenter", "textmask"), default="fused",
+                   help="fused (default): the U-Net and the prompt's text mask combined, as the plugin shows; "
+                        "segmenter: the U-Net alone (ignores the prompt); textmask: the text mask alone")
+
+
+def _postprocess_argument(p: argparse.ArgumentParser) -> None:
+    from ..postprocess import Cleanup
+
+    p.add_argument("--no-postprocess", action="store_true",
+                   help=f"keep the raw mask (default: {Cleanup().describe().replace('%', '%%')}; see "
+                        "napari_amvlm/postprocess.py); use it for histology, where targets are tiny")
+
+
+def _cleanup(args: argparse.Namespace):
+    from ..postprocess import Cleanup
+
+    return None if args.no_postprocess else Cleanup()
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -119,33 +165,70 @@ def _evaluate(args: argparse.Namespace) -> int:
     ds = ImageTextDataset(args.data, size=seg.amvlm.cfg.vision.image_size, require_masks=True)
     if args.one_side_only:
         ds.keep([i for i, t in enumerate(ds.texts) if sides(t) in ({"left"}, {"right"})])
+    if args.zones:
+        return _zones(args, seg, ds, dev)
     texts = [flip_text_horizontal(t) for t in ds.texts] if args.swap_sides else None
-    res = evaluate(seg, ds, mode=args.mode, device=dev, texts=texts)
+    res = evaluate(seg, ds, mode=args.mode, device=dev, texts=texts, sides=args.sides, cleanup=_cleanup(args))
     if args.per_image:
         with open(args.per_image, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["image", "dice", "iou"])
             w.writerows(zip(res.names, res.dice, res.iou))
     if args.json:
-        Path(args.json).write_text(json.dumps({"dice": res.mean_dice, "miou": res.mean_iou, "n": len(res.dice),
-                                               "mode": args.mode, "swap_sides": args.swap_sides}, indent=2) + "\n")
+        summary = {"dice": res.mean_dice, "miou": res.mean_iou, "n": len(res.dice), "mode": args.mode,
+                   "swap_sides": args.swap_sides, "sides": args.sides, "postprocess": not args.no_postprocess}
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
     print(res.line())
     return 0
 
 
+def _zones(args: argparse.Namespace, seg, ds, dev) -> int:
+    from dataclasses import asdict
+
+    from ..evaluation import zone_figure, zone_table
+
+    rows, figure = zone_figure(seg, ds, limit=args.zone_limit, device=dev, cleanup=_cleanup(args), mode=args.mode)
+    if not figure:
+        raise ValueError(f"no sentence in {args.data} names only upper or only lower zones")
+    print(zone_table(rows, figure))
+    for r in figure:
+        print(f"{r.zone} zones: the named third holds more of the mask than each other third: "
+              f"{'yes' if r.holds else 'NO'}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"lung_rows": rows, "zones": [asdict(r) for r in figure],
+                                               "mode": args.mode, "postprocess": not args.no_postprocess},
+                                              indent=2) + "\n")
+    return 0
+
+
 def _segment_parser(sub) -> None:
-    p = sub.add_parser("segment", help="segment one image with a text prompt")
-    p.add_argument("--model", required=True, metavar="DIR")
-    p.add_argument("--image", required=True, metavar="PATH")
+    from ..prompts import SIDE_HELP
+
+    p = sub.add_parser(
+        "segment", help="segment one image with a text prompt",
+        description="Segment one 2D image (gray, RGB, 16-bit or float) for a text prompt and write the mask. "
+                    "Left and right in the prompt mean the image's sides as displayed unless --sides patient. Words "
+                    "the model cannot read (another alphabet, outside its training vocabulary, past its token limit) "
+                    "are ignored with a warning naming them.",
+        epilog="example: amvlm segment --model models/amvlm-qata --image sample_data/qata/images/covid_2804.png "
+               "--text 'lower right lung' --sides patient --out mask.png")
+    p.add_argument("--model", required=True, metavar="DIR", help="model folder with a trained segmenter")
+    p.add_argument("--image", required=True, metavar="PATH", help="the image file (PNG, TIFF, ...)")
     p.add_argument("--text", required=True, help="the description, e.g. 'lower left lung'")
-    p.add_argument("--out", required=True, metavar="MASK.png")
-    p.add_argument("--mode", choices=("fused", "segmenter", "textmask"), default="fused")
+    p.add_argument("--sides", choices=("image", "patient"), default="image",
+                   help=f"what left/right in --text mean. image (default): {SIDE_HELP['image']}; patient: "
+                        f"{SIDE_HELP['patient']}")
+    p.add_argument("--out", required=True, metavar="MASK.png", help="mask file to write (0 and 255)")
+    _mode_argument(p)
+    _postprocess_argument(p)
     p.add_argument("--uncertainty", metavar="FILE.tif", help="also write the uncertainty map (float32 TIFF)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="auto | cpu | cuda | mps (default %(default)s)")
     p.set_defaults(func=_segment)
 
 
 def _segment(args: argparse.Namespace) -> int:
+    import sys
+
     import numpy as np
     from skimage import io
 
@@ -153,19 +236,22 @@ def _segment(args: argparse.Namespace) -> int:
     from ..data.io import read_image
     from ..device import resolve_device
     from ..inference import Segmenter
-    from ..model.hub import load_segmenter
 
     image = read_image(args.image)
     if image.ndim not in (2, 3):
         raise ValueError(f"{args.image}: a 2D image is needed, got shape {image.shape}")
-    seg = Segmenter(load_segmenter(args.model), resolve_device(args.device))
-    pred = seg.predict(image, args.text, mode=args.mode)
+    seg = Segmenter.from_folder(args.model, resolve_device(args.device))
+    pred = seg.predict(image, args.text, mode=args.mode, sides=args.sides, cleanup=_cleanup(args))
+    for notice in pred.notices:
+        print(f"amvlm segment: warning: {notice}", file=sys.stderr)
+    if pred.prompt is not None and pred.prompt.text != args.text.strip():
+        print(f"the model read the prompt as: '{pred.prompt.text}' (left/right: the image's sides)")
     mask = (pred.mask * 255).astype(np.uint8)
     out = Path(args.out)
     atomic_write(out, lambda p: io.imsave(str(p), mask, check_contrast=False))
     if args.uncertainty:
         unc = Path(args.uncertainty)
         atomic_write(unc, lambda p: io.imsave(str(p), pred.uncertainty, check_contrast=False))
-    print(f"{out}: {int(pred.mask.sum())} foreground pixels of {pred.mask.size} "
-          f"({100.0 * pred.mask.mean():.1f}%)")
+    n = int(pred.mask.sum())
+    print(f"{out}: {n} foreground pixel{'s' if n != 1 else ''} of {pred.mask.size} ({100.0 * pred.mask.mean():.1f}%)")
     return 0

@@ -16,7 +16,7 @@ from napari_amvlm.cli.main import build_parser
 
 from ..conftest import SAMPLE_DATA
 
-COMMANDS = ["pretrain", "retrieval", "train", "evaluate", "segment", "project"]
+COMMANDS = ["pretrain", "retrieval", "train", "evaluate", "segment", "vocabulary", "project"]
 
 
 def _run(*cmd: str, **kw) -> subprocess.CompletedProcess:
