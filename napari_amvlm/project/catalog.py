@@ -163,15 +163,17 @@ class ProjectCatalog(ProjectStore):
         return [MaskRecord.from_dict(d) for d in self._entry(image_id)["human_history"]]
 
     # ------------------------------------------------------------------------------------ prompts
-    def add_prompt(self, image_id: str, text: str, *, author: str) -> PromptRecord:
-        """Record a prompt typed for an image."""
+    def add_prompt(self, image_id: str, text: str, *, author: str, sides: str = "image") -> PromptRecord:
+        """Record a prompt typed for an image; ``sides`` says what left/right in it mean ("image" or "patient")."""
         with self.transaction():
-            return self._append_prompt(image_id, text, author)
+            return self._append_prompt(image_id, text, author, sides)
 
-    def _append_prompt(self, image_id: str, text: str, author: str) -> PromptRecord:
+    def _append_prompt(self, image_id: str, text: str, author: str, sides: str = "image") -> PromptRecord:
         if not text.strip():
             raise ValueError("a prompt cannot be empty")
-        record = PromptRecord(text=text, author=author)
+        if sides not in ("image", "patient"):
+            raise ValueError(f"sides must be 'image' or 'patient', not {sides!r}")
+        record = PromptRecord(text=text, author=author, sides=sides)
         self._entry(image_id)["prompts"].append(vars(record).copy())
         self._dirty = True
         return record

@@ -55,7 +55,7 @@ class Project(ProjectCatalog):
                     raise ProjectError(f"{image_id} has no prediction to accept; pass the corrected mask")
                 data, foreground, source = np.asarray(self._open_array(pred.array)[...]), None, None
                 p = pred.provenance
-                extra = {"prompt": p.prompt, "model": p.model, "round": p.round}
+                extra = {"prompt": p.prompt, "model": p.model, "round": p.round, "sides": p.sides}
                 note = note or "accepted the prediction unchanged"
             else:
                 data, foreground, source = normalize_mask(mask, rec.plane_shape)
@@ -63,13 +63,13 @@ class Project(ProjectCatalog):
             return self._store_mask(image_id, MaskKind.HUMAN, data, provenance, foreground, source)
 
     def write_prediction(self, image_id: str, mask: Any, *, model: str, prompt: str | None = None,
-                         round: int | None = None) -> MaskRecord:  # fmt: skip
+                         round: int | None = None, sides: str = "image") -> MaskRecord:  # fmt: skip
         """Store a model's mask as the image's latest prediction (never touches the human label).
 
         ``model`` is the sha256 of weights registered with :meth:`add_model`; a prompt is also recorded in
-        the image's prompt list.
+        the image's prompt list, with ``sides``, what left/right in it mean ("image" or "patient").
         """
-        return self._write_model_mask(MaskKind.PREDICTION, image_id, mask, model, prompt, round)
+        return self._write_model_mask(MaskKind.PREDICTION, image_id, mask, model, prompt, round, sides)
 
     def write_pseudo_label(self, image_id: str, mask: Any, *, model: str, prompt: str | None = None,
                            round: int | None = None) -> MaskRecord:  # fmt: skip
@@ -77,15 +77,15 @@ class Project(ProjectCatalog):
         return self._write_model_mask(MaskKind.PSEUDO_LABEL, image_id, mask, model, prompt, round)
 
     def _write_model_mask(self, kind: MaskKind, image_id: str, mask: Any, model: str,
-                          prompt: str | None, round: int | None) -> MaskRecord:  # fmt: skip
+                          prompt: str | None, round: int | None, sides: str = "image") -> MaskRecord:  # fmt: skip
         with self.transaction():
             self._require_model(model)
             rec = self.image(image_id)
             data = normalize_mask(mask, rec.plane_shape)[0]
-            provenance = Provenance.from_model(model, prompt=prompt, round=round)
+            provenance = Provenance.from_model(model, prompt=prompt, round=round, sides=sides if prompt else None)
             out = self._store_mask(image_id, kind, data, provenance)
             if prompt:
-                self._append_prompt(image_id, prompt, provenance.author)
+                self._append_prompt(image_id, prompt, provenance.author, sides)
             return out
 
     def _store_mask(self, image_id: str, kind: MaskKind, data: np.ndarray, provenance: Provenance,

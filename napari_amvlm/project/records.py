@@ -63,6 +63,7 @@ class Provenance:
     model: str | None = None  # sha256 of the weights file that produced the mask
     round: int | None = None  # training round whose model produced the mask
     note: str = ""  # free text, e.g. "imported from mask_covid_1.png"
+    sides: str | None = None  # what left/right in the prompt meant: "image" or "patient" (None: "image")
 
     @classmethod
     def person(cls, author: str, **kwargs: Any) -> Provenance:
@@ -123,6 +124,7 @@ class PromptRecord:
     text: str
     author: str  # person or "model:..." / "dataset"
     time: str = field(default_factory=utc_now)
+    sides: str = "image"  # what left/right in ``text`` mean: "image" (as displayed) or "patient"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """A retraining round's data: the annotation project exported as an ``image,mask,text`` training folder.
 
 Corrected images are labeled with their human label, every other image is unlabeled; each image's text is its
-latest prompt. The training process reads this copy and never opens the project itself.
+latest prompt, with left/right rewritten into the image's sides (the models' convention) when it was written in the
+patient's. The training process reads this copy and never opens the project itself.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..project import Project, Status
+from ..prompts import to_model_sides
 
 
 @dataclass
@@ -29,7 +31,7 @@ class TrainingSet:
 
 
 def _latest_prompt(project: Project, image_id: str) -> str | None:
-    prompts = [p.text for p in project.prompts(image_id) if p.text.strip()]
+    prompts = [to_model_sides(p.text, p.sides) for p in project.prompts(image_id) if p.text.strip()]
     return prompts[-1] if prompts else None
 
 
@@ -46,7 +48,8 @@ def warm_up_export() -> None:
 
 def prepare_training_folder(project: Project, folder: str | os.PathLike, default_prompt: str | None = None
                             ) -> TrainingSet:
-    """Export ``project`` as a training folder. Images with no prompt get ``default_prompt`` (or are skipped).
+    """Export ``project`` as a training folder. Images with no prompt get ``default_prompt`` (written in the image's
+    sides; or are skipped).
 
     Raises ValueError when no image is corrected (Mean Teacher needs at least one labeled image).
     """
