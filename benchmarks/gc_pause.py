@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     _gc.settle(viewer.layers)
     rows.append(("frozen after the model load", gc.get_freeze_count(), len(gc.get_objects()), full_collection_ms()))
     seg = load_segmenter(model, "cpu")  # what RetrainJob.finalize loads at the end of a round
-    w.model.segmenter.predict(np.zeros((224, 224), np.uint8), "lower left lung")
+    w.model.segmenter.predict(np.random.default_rng(0).integers(0, 255, (224, 224), np.uint8), "lower left lung")
     rows.append(("frozen, plus one round's new model", gc.get_freeze_count(), len(gc.get_objects()),
                  full_collection_ms()))
     del seg

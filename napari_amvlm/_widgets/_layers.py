@@ -126,6 +126,19 @@ def check_labels_shape(labels: Labels, image: Image) -> None:
                         f"'{image.name}' has {want}: paint on a Labels layer of the image's shape")
 
 
+def elide_middle(text: str, limit: int = 120) -> str:
+    """``text`` shortened to ``limit`` characters by an ellipsis in the middle (layer names, messages)."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return f"{text[:head]}…{text[len(text) - (limit - 1 - head):]}"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """ "1 image", "2 images" (``many`` for irregular plurals)."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
 def digest(data: Any) -> str:
     return hashlib.sha1(np.ascontiguousarray(np.asarray(data)).view(np.uint8)).hexdigest()
 
@@ -145,8 +158,9 @@ class SegmentResult:
     image: str  # image layer name
     prompt: str
     planes: list[PlanePrediction]
-    provenance: dict[str, Any] = field(default_factory=dict)  # model folder, sha, round, device, mode
+    provenance: dict[str, Any] = field(default_factory=dict)  # model folder, sha, round, device, mode, sides
     cache_hits: int = 0
+    notices: list[str] = field(default_factory=list)  # what was ignored of the prompt, slices skipped
 
 
 def _find(viewer: Any, kind: type, image: str, prompt: str, what: str) -> Any:
@@ -180,13 +194,13 @@ def show_result(viewer: Any, image: Image, res: SegmentResult) -> Labels:
             "image_ids": ids, "time": utc_now(), "written": digest(lab_data)}
     kw = {"scale": image.scale[-len(shape):], "translate": image.translate[-len(shape):]}
     if labels is None:
-        labels = viewer.add_labels(lab_data, name=res.prompt, metadata={KEY: info}, **kw)
+        labels = viewer.add_labels(lab_data, name=elide_middle(res.prompt), metadata={KEY: info}, **kw)
     else:
         labels.metadata = {**labels.metadata, KEY: info}
         labels.refresh()
     uinfo = {**info, "what": "uncertainty", "uncertainty": True}
     if unc is None:
-        viewer.add_image(unc_data, name=f"{res.prompt} uncertainty", colormap="inferno", visible=False,
+        viewer.add_image(unc_data, name=f"{elide_middle(res.prompt)} uncertainty", colormap="inferno", visible=False,
                          contrast_limits=(0.0, 1.0), metadata={KEY: uinfo}, **kw)
     else:
         unc.metadata = {**unc.metadata, KEY: uinfo}

@@ -7,6 +7,7 @@ and shows the result as napari layers. Project actions live in :class:`._project
 from __future__ import annotations
 
 import weakref
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from qtpy.QtCore import QEvent, QObject, QTimer, Signal
 from qtpy.QtWidgets import QFileDialog, QWidget
 
 from ..model.hub import ModelLoadError
+from ..postprocess import Cleanup
+from ..prompts import convert_sides, to_model_sides
 from ..resources import default_model_dir
 from ..training.round_models import RoundResult
 from ..training.rounds import RetrainJob, RetrainSettings
@@ -26,6 +29,7 @@ from ._jobs import RetrainRunner, run_in_thread
 from ._layers import (
     UserError,
     check_labels_shape,
+    elide_middle,
     ensure_image_ids,
     image_text,
     known_image_ids,
@@ -33,10 +37,12 @@ from ._layers import (
     plane_indices,
     plane_name,
     plane_view,
+    plural,
     remember_image_ids,
     show_result,
     source_image,
 )
+from ._progress import WorkProgress
 from ._project import ProjectActions
 
 
@@ -57,7 +63,9 @@ class AMVLMWidget(QWidget, ProjectActions):
         self.busy = False  # a segmentation or model load is running on a worker thread
         self._last: tuple[str, str] | None = None  # (image layer, prompt) of the latest segmentation
         self._last_image: Image | None = None
-        self._prefilled = ""
+        self._prefilled = ""  # the prompt box's text when it was filled from the image's own sentence
+        self._prefilled_from = ""  # that sentence (written in the image's sides)
+        self._progress: WorkProgress | None = None  # napari's progress bar of the running load / segmentation
         self.runner = RetrainRunner(self)
         self._connect()
         self._watch_window_close()
@@ -79,6 +87,7 @@ class AMVLMWidget(QWidget, ProjectActions):
         ui.mark.clicked.connect(self.mark_corrected)
         ui.browse_model.clicked.connect(self._browse_model)
         ui.device.currentTextChanged.connect(self._device_changed)
+        ui.sides.currentIndexChanged.connect(self._sides_changed)
         ui.retrain.clicked.connect(self.retrain)
         ui.cancel.clicked.connect(self.cancel_retrain)
         ui.open_project.clicked.connect(self._browse_open_project)
@@ -105,25 +114,43 @@ class AMVLMWidget(QWidget, ProjectActions):
         bar.setVisible(True)
 
     def say(self, text: str, warn: bool = False) -> None:
-        """Show a message in the dock's status line; warnings also as a napari notification. (Routine messages
-        are not notifications: each toast repaints the whole window for its fade-in, which is what makes a
-        viewer stutter on a software-rendered display.)"""
+        """Show a message in the dock's status line; problems (``warn``) also as a napari notification, which
+        closes by itself after a few seconds. (Routine messages are not notifications: each toast repaints the
+        whole window for its fade-in, which is what makes a viewer stutter on a software-rendered display.)"""
         self.ui.status.setText(text)
+        self.ui.status.setToolTip(text if len(text) > 200 else "")
         if warn:
             show_warning(text)
 
-    def _run(self, fn: Any, on_done: Any, *args: Any, what: str) -> None:
+    def _run(self, fn: Any, on_done: Any, *args: Any, what: str, steps: int = 0, **kwargs: Any) -> None:
+        """Run ``fn(*args, **kwargs)`` on a worker thread. With ``steps`` > 1, napari's progress bar shows its
+        steps: ``fn`` gets ``report`` (call it with the number of steps done)."""
         self.busy = True
+        self._start_progress(steps, what)
+        if self._progress is not None:
+            kwargs["report"] = self._progress.report
 
         def done(result: Any) -> None:
             self.busy = False
+            self._end_progress()
             on_done(result)
 
         def failed(err: Exception) -> None:
             self.busy = False
+            self._end_progress()
             self.say(f"{what} failed: {err}", warn=True)
 
-        run_in_thread(fn, done, failed, *args)  # superqt keeps a running worker alive, not this widget
+        run_in_thread(partial(fn, **kwargs) if kwargs else fn, done, failed, *args)  # superqt keeps it alive
+
+    def _start_progress(self, steps: int, what: str) -> None:
+        self._end_progress()
+        if steps > 1:
+            self._progress = WorkProgress(steps, f"AMVLM: {what.lower()}", self)
+
+    def _end_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
 
     # --------------------------------------------------------------------------------------- model
     @property
@@ -147,13 +174,16 @@ class AMVLMWidget(QWidget, ProjectActions):
 
         def failed(err: Exception) -> None:
             self.busy = False
+            self._end_progress()
             now = f"; still using {self.model.describe()}" if self.model else ""
             bad = isinstance(err, ModelLoadError)
             self.ui.model_info.setText(("not a model: " if bad else "cannot load: ") + str(err) + now)
             self.say(f"'{folder}' is not a usable AMVLM model: {err}{now}", warn=True)
 
         self.busy = True
-        run_in_thread(_work.load, self._model_loaded, failed, folder, self.device, round)
+        self._start_progress(_work.LOAD_STEPS, f"loading model {folder.name}")
+        run_in_thread(partial(_work.load, report=self._progress.report), self._model_loaded, failed, folder,
+                      self.device, round)
 
     def _model_loaded(self, model: _work.LoadedModel) -> None:
         self._use_model(model)
@@ -162,18 +192,37 @@ class AMVLMWidget(QWidget, ProjectActions):
 
     def _use_model(self, model: _work.LoadedModel) -> None:
         self.busy = False
+        self._end_progress()
         self.model = model
         self.ui.model_path.setText(str(model.folder))
         self.ui.model_info.setText(f"in use: {model.describe()}")
         self.model_changed.emit(model)
 
     # ------------------------------------------------------------------------------------ segment
+    @property
+    def sides(self) -> str:
+        """What left/right in the prompt box mean: "image" or "patient"."""
+        return self.ui.side_convention
+
+    def set_prompt(self, text: str, sides: str = "image") -> None:
+        """Put a sentence written in the ``sides`` convention into the prompt box, in the widget's convention."""
+        self.ui.prompt.setText(convert_sides(text, sides, self.sides))
+
     def _prefill_prompt(self, *_: Any) -> None:
+        """Fill the prompt box with the selected image's own sentence (sample data: written in the image's sides)
+        unless the user typed something else."""
         layer = self.viewer.layers.selection.active
         text = image_text(layer) if isinstance(layer, Image) else ""
         if text and self.ui.prompt.text().strip() in ("", self._prefilled):
-            self.ui.prompt.setText(text)
-            self._prefilled = text
+            self.set_prompt(text)
+            self._prefilled, self._prefilled_from = self.ui.prompt.text(), text
+
+    def _sides_changed(self, *_: Any) -> None:
+        """State the new convention by the prompt box; a prefilled sentence keeps its meaning (it is rewritten)."""
+        self.ui.show_sides()
+        if self._prefilled and self.ui.prompt.text() == self._prefilled:
+            self.set_prompt(self._prefilled_from)
+            self._prefilled = self.ui.prompt.text()
 
     def _target_image(self) -> Image:
         layer = self.viewer.layers.selection.active
@@ -210,7 +259,8 @@ class AMVLMWidget(QWidget, ProjectActions):
         self._last, self._last_image = (image.name, prompt), image
         self.ui.model_info.setText(f"segmenting with {self.model.describe()}…")
         self._run(_work.predict_planes, lambda res: self._segmented(project, image, res), self.model, project,
-                  planes, known, names, image.rgb, indices, image.name, prompt, what="Segmentation")
+                  planes, known, names, image.rgb, indices, image.name, prompt, what="Segmentation",
+                  steps=len(planes), sides=self.sides, cleanup=Cleanup() if self.ui.cleanup.isChecked() else None)
 
     def _segmented(self, project: Any, image: Image, res: Any) -> None:
         viewer = self._viewer()
@@ -223,8 +273,9 @@ class AMVLMWidget(QWidget, ProjectActions):
         fg = float(np.mean([p.mask.mean() for p in res.planes]))
         hit = ", cached image embedding" if res.cache_hits else ""
         self.ui.model_info.setText(f"in use: {self.model.describe()}" if self.model else "")
-        self.say(f"'{res.prompt}': {len(res.planes)} plane(s), {100 * fg:.1f}% foreground, "
-                 f"{res.provenance['seconds']:.2f} s{hit}.")
+        notices = "".join(f"\nNotice: {n}." for n in res.notices)
+        self.say(f"'{elide_middle(res.prompt)}': {plural(len(res.planes), 'plane')}, {100 * fg:.1f}% foreground, "
+                 f"{res.provenance['seconds']:.2f} s{hit}.{notices}")
         self.refresh_images()
         self.segmented.emit(labels)
 
@@ -237,8 +288,8 @@ class AMVLMWidget(QWidget, ProjectActions):
             self.say(str(err), warn=True)
             return
         self.refresh_images()
-        self.say(f"Marked {n} image(s) as corrected by {self.ui.author.text().strip()} (human labels saved in "
-                 f"{self.project.root}).")
+        self.say(f"Marked {plural(n, 'image')} as corrected by {self.ui.author.text().strip()} (human labels saved "
+                 f"in {self.project.root}).")
 
     def _mark_corrected(self) -> int:
         labels = self.viewer.layers.selection.active
@@ -275,7 +326,9 @@ class AMVLMWidget(QWidget, ProjectActions):
             self.say("No corrected image yet: correct a mask and press 'Mark corrected' before Retrain.", warn=True)
             return
         settings = RetrainSettings(epochs=self.ui.epochs.value(), device=self.device)
-        job = RetrainJob(self.project, self.model.folder, settings, default_prompt=self.ui.prompt.text())
+        prompt = self.ui.prompt.text().strip()
+        job = RetrainJob(self.project, self.model.folder, settings,
+                         default_prompt=to_model_sides(prompt, self.sides) if prompt else None)
         self.runner.start(job, self.device)
         self.ui.cancel.setEnabled(True)
         self.say(f"Round {job.round_index}: exporting the project for training…")

@@ -17,9 +17,10 @@ from qtpy.QtWidgets import QFileDialog, QListWidgetItem
 
 from .._sample_data import TEXT_KEY
 from ..project import Project, ProjectError, Status
+from ..prompts import to_model_sides
 from ..training.round_models import latest_round_model
 from . import _work
-from ._layers import KEY, UserError, lead_shape, meta
+from ._layers import KEY, UserError, lead_shape, meta, plural
 
 ID_ROLE = 256  # Qt.ItemDataRole.UserRole
 
@@ -61,8 +62,8 @@ class ProjectActions:
             return
         where = "unsaved, in a temporary folder: use 'Save project as…' to keep it" if self._scratch else str(p.root)
         counts = p.counts()
-        self.ui.project_info.setText(f"{p.name}: {len(p)} images, {counts[Status.CORRECTED]} corrected, "
-                                     f"{len(p.rounds())} rounds ({where})")
+        self.ui.project_info.setText(f"{p.name}: {plural(len(p), 'image')}, {counts[Status.CORRECTED]} corrected, "
+                                     f"{plural(len(p.rounds()), 'round')} ({where})")
 
     def _browse_open_project(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open an AMVLM project folder")
@@ -92,7 +93,7 @@ class ProjectActions:
         trained = latest_round_model(project)
         if trained is not None:
             self.load_model(trained, round=len(project.rounds()))
-        self.say(f"Opened project {project.root} ({len(project)} images).")
+        self.say(f"Opened project {project.root} ({plural(len(project), 'image')}).")
 
     def save_project_as(self, folder: str | Path) -> None:
         """Copy the project (images, labels, prompts, model versions) to ``folder`` and continue there."""
@@ -158,7 +159,7 @@ class ProjectActions:
         unscored = [i for i in todo if i not in self.uncertainty]
         if unscored and self.model is not None and not self.busy:
             self._run(_work.score_images, lambda s: self._pick_uncertain(todo, s), self.model, self.project,
-                      unscored, self.ui.prompt.text(), what="Scoring images")
+                      unscored, self.ui.prompt.text(), self.sides, what="Scoring images")
         else:
             self._pick_uncertain(todo, {})
 
@@ -188,7 +189,7 @@ class ProjectActions:
         self.viewer.layers.selection.active = layer
         prompts = self.project.prompts(image_id)
         if prompts:
-            self.ui.prompt.setText(prompts[-1].text)
+            self.set_prompt(prompts[-1].text, prompts[-1].sides)
 
     def _show_slice(self, layer: Image, k: int) -> None:
         lead = lead_shape(layer)
@@ -202,7 +203,7 @@ class ProjectActions:
         rec = self.project.image(image_id)
         prompts = self.project.prompts(image_id)
         metadata = {KEY: {"project": str(self.project.root), "image_ids": [image_id]}}
-        if prompts:
-            metadata[TEXT_KEY] = prompts[-1].text
+        if prompts:  # the image's sentence, in the image's sides (as sample data has it)
+            metadata[TEXT_KEY] = to_model_sides(prompts[-1].text, prompts[-1].sides)
         return self.viewer.add_image(np.asarray(self.project.read_image(image_id)[...]), name=rec.name,
                                      rgb=rec.rgb, metadata=metadata)

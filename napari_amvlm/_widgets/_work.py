@@ -6,19 +6,26 @@ Plain functions over the engine (no Qt), so they can run on any thread and be te
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..data.io import ImageError
 from ..device import resolve_device
 from ..inference import Segmenter
-from ..model.hub import SEG_WEIGHTS_NAME, load_segmenter
+from ..model.hub import SEG_WEIGHTS_NAME
+from ..postprocess import Cleanup
 from ..project import Project
 from ..project.files import sha256_file
+from ..prompts import read_vocabulary
 from ..training.round_data import warm_up_export
 from ._layers import Index, PlanePrediction, SegmentResult
+
+Report = Callable[[int], None]  # steps done so far (called from the worker thread)
+LOAD_STEPS = 2  # model loaded, then ready (warm-up, identity)
 
 
 @dataclass
@@ -40,49 +47,78 @@ class LoadedModel:
         return f"{origin} on {self.device} (model {self.sha[:10]})"
 
 
-def load(folder: str | Path, device: str, round: int | None = None) -> LoadedModel:
-    """Load a model folder for inference; raises ModelLoadError (a ValueError) for anything that is not one."""
+def load(folder: str | Path, device: str, round: int | None = None, report: Report | None = None) -> LoadedModel:
+    """Load a model folder for inference; raises ModelLoadError (a ValueError) for anything that is not one.
+    ``report`` hears of each of the :data:`LOAD_STEPS` steps as it ends."""
     dev = resolve_device(device)
     folder = Path(folder)
-    seg = load_segmenter(folder, dev)
+    segmenter = Segmenter.from_folder(folder, dev)
+    report and report(1)
     warm_up_export()  # (here, on the loading thread, not during the first round)
-    return LoadedModel(folder, Segmenter(seg, dev), sha256_file(folder / SEG_WEIGHTS_NAME), str(dev), round)
+    model = LoadedModel(folder, segmenter, sha256_file(folder / SEG_WEIGHTS_NAME), str(dev), round)
+    report and report(2)
+    return model
 
 
 def from_round(result, device: str) -> LoadedModel:
     """The model of a finished retraining round (already loaded by RetrainJob.finalize)."""
     dev = resolve_device(device)
-    return LoadedModel(result.folder, Segmenter(result.segmenter, dev), result.model_sha, str(dev), result.index)
+    segmenter = Segmenter(result.segmenter, dev, vocabulary=read_vocabulary(result.folder))
+    return LoadedModel(result.folder, segmenter, result.model_sha, str(dev), result.index)
 
 
 def predict_planes(model: LoadedModel, project: Project, planes: list[Any], known: list[str | None],
-                   names: list[str], rgb: bool, indices: list[Index], image: str, prompt: str) -> SegmentResult:
-    """Segment each plane for ``prompt``: add the planes the project lacks (``known`` id None, named ``names``),
-    store each mask as the image's prediction, and return the result. ``planes`` may be lazy (dask, zarr): they
-    are read here, on the worker thread."""
+                   names: list[str], rgb: bool, indices: list[Index], image: str, prompt: str, sides: str = "image",
+                   cleanup: Cleanup | None = None, report: Report | None = None) -> SegmentResult:
+    """Segment each plane for ``prompt`` (left/right in the ``sides`` convention; masks cleaned up with
+    ``cleanup``): add the planes the project lacks (``known`` id None, named ``names``), store each mask as the
+    image's prediction, and return the result. ``planes`` may be lazy (dask, zarr): they are read here, on the
+    worker thread. A plane the model cannot segment (too small, NaN, constant) raises ImageError when it is the
+    only one; in a stack it is skipped and named in the result's notices. ``report`` hears of each plane done."""
     t0 = time.perf_counter()
+    prepared = model.segmenter.prepare(prompt, sides)  # a prompt it cannot read fails before any work
     hits = model.segmenter.cache_hits
     project.add_model(model.weights, name=model.folder.name)
-    out = []
-    for lazy, image_id, name, index in zip(planes, known, names, indices):
+    out, skipped = [], []
+    for k, (lazy, image_id, name, index) in enumerate(zip(planes, known, names, indices)):
         plane = np.asarray(lazy)
-        image_id = image_id or project.add_image(plane, name=name, rgb=rgb)[0]
-        pred = model.segmenter.predict(plane, prompt)
-        project.write_prediction(image_id, pred.mask, model=model.sha, prompt=prompt, round=model.round)
-        out.append(PlanePrediction(index, image_id, pred.mask, pred.uncertainty))
+        try:
+            pred = model.segmenter.predict(plane, prompt, sides=sides, cleanup=cleanup)
+        except ImageError as err:
+            if len(planes) == 1:
+                raise
+            skipped.append(f"{name}: {err}")
+        else:
+            image_id = image_id or project.add_image(plane, name=name, rgb=rgb)[0]
+            project.write_prediction(image_id, pred.mask, model=model.sha, prompt=prompt, round=model.round,
+                                     sides=sides)
+            out.append(PlanePrediction(index, image_id, pred.mask, pred.uncertainty))
+        report and report(k + 1)
+    if not out:
+        raise ImageError(f"no slice could be segmented ({skipped[0]}{' …' if len(skipped) > 1 else ''})")
+    notices = list(prepared.notices)
+    if skipped:
+        notices.append(f"skipped {len(skipped)} of {len(planes)} slices: " + "; ".join(skipped[:3])
+                       + (" …" if len(skipped) > 3 else ""))
     provenance = {"model": model.sha, "model_folder": str(model.folder), "round": model.round,
-                  "device": model.device, "mode": "fused", "seconds": round(time.perf_counter() - t0, 3)}
-    return SegmentResult(image, prompt, out, provenance, model.segmenter.cache_hits - hits)
+                  "device": model.device, "mode": "fused", "sides": sides, "model_prompt": prepared.text,
+                  "postprocess": cleanup is not None, "seconds": round(time.perf_counter() - t0, 3)}
+    return SegmentResult(image, prompt, out, provenance, model.segmenter.cache_hits - hits, notices)
 
 
-def score_images(model: LoadedModel, project: Project, ids: list[str], default_prompt: str) -> dict[str, float]:
-    """Mean uncertainty of each image under its latest prompt (``default_prompt`` when it has none)."""
+def score_images(model: LoadedModel, project: Project, ids: list[str], default_prompt: str,
+                 sides: str = "image") -> dict[str, float]:
+    """Mean uncertainty of each image under its latest prompt (``default_prompt``, written in ``sides``, when it
+    has none). Images the model cannot segment meaningfully (ImageError) get no score."""
     scores = {}
     for image_id in ids:
         prompts = project.prompts(image_id)
-        prompt = prompts[-1].text if prompts else default_prompt
+        prompt, prompt_sides = (prompts[-1].text, prompts[-1].sides) if prompts else (default_prompt, sides)
         if not prompt.strip():
             continue
-        pred = model.segmenter.predict(np.asarray(project.read_image(image_id)[...]), prompt)
+        try:
+            pred = model.segmenter.predict(np.asarray(project.read_image(image_id)[...]), prompt, sides=prompt_sides)
+        except ImageError:
+            continue
         scores[image_id] = float(pred.uncertainty.mean())
     return scores

@@ -24,7 +24,7 @@ def sample_segmented_and_corrected(viewer, widget, qtbot):
     labels.paint((40, 180), 0)  # and the eraser
     viewer.layers.selection.active = labels
     widget.ui.mark.click()
-    assert "Marked 1 image(s) as corrected" in widget.ui.status.text(), widget.ui.status.text()
+    assert "Marked 1 image as corrected" in widget.ui.status.text(), widget.ui.status.text()
     return image, labels
 
 

@@ -48,7 +48,7 @@ def test_stack_current_slice_then_all_slices(docked, qtbot):
     labels.data[:, 5:20, 5:20] = 1
     viewer.layers.selection.active = labels
     w.ui.mark.click()
-    assert "Marked 3 image(s)" in w.ui.status.text() and len(w.project.image_ids("corrected")) == 3
+    assert "Marked 3 images" in w.ui.status.text() and len(w.project.image_ids("corrected")) == 3
     for k, image_id in enumerate(ids):
         assert np.array_equal(np.asarray(w.project.read_mask(image_id, "human")[...]) != 0, labels.data[k] != 0)
 
