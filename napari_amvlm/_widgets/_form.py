@@ -55,7 +55,7 @@ def _wrapped(text: str) -> str:
     """A tooltip that wraps (Qt wraps rich text only) and shows ``text`` literally."""
     from html import escape
 
-    return f"<p style='white-space: pre-wrap'>{escape(text)}</p>"
+    return f"<p style='white-space: pre-wrap'>{escape(text, quote=False)}</p>"
 
 
 class ElidedText(QElidingLabel):

@@ -46,6 +46,24 @@ from ._progress import WorkProgress
 from ._project import ProjectActions
 
 
+TOAST_MS = 8000  # a problem's toast closes after this long, even while the viewer is not the active window
+
+
+def _close_toasts(text: str) -> None:
+    """Fade out the napari toasts showing ``text`` (napari closes its toasts by itself only in the active window;
+    a toast of a viewer in the background would stay until the user came back)."""
+    try:
+        from napari._qt.dialogs.qt_notification import NapariQtNotification
+    except ImportError:  # pragma: no cover - napari moved it: its own dismissal still applies
+        return
+    for toast in list(getattr(NapariQtNotification, "_instances", [])):
+        try:
+            if toast.message.text() == text:
+                toast.close_with_fade()
+        except (AttributeError, RuntimeError):  # another napari version, or already deleted
+            continue
+
+
 class AMVLMWidget(QWidget, ProjectActions):
     """Dock widget of napari-amvlm (see the module docstring)."""
 
@@ -121,6 +139,7 @@ class AMVLMWidget(QWidget, ProjectActions):
         self.ui.status.setToolTip(text if len(text) > 200 else "")
         if warn:
             show_warning(text)
+            QTimer.singleShot(TOAST_MS, partial(_close_toasts, text))
 
     def _run(self, fn: Any, on_done: Any, *args: Any, what: str, steps: int = 0, **kwargs: Any) -> None:
         """Run ``fn(*args, **kwargs)`` on a worker thread. With ``steps`` > 1, napari's progress bar shows its
