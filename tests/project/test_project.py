@@ -114,3 +114,17 @@ def test_corrections_keep_history_and_accept_prediction(project: Project, model:
     again = Project.open(project.root)
     assert again.human_history(image_id) == [first] and again.mask_record(image_id, "human") == second
     assert np.array_equal(again.read_mask_record(first)[...], pred)  # the older drawing is still there
+
+
+def test_the_side_convention_of_a_prompt_is_recorded(project: Project, model: str) -> None:
+    image_id = project.add_image(np.zeros((32, 32), np.uint8), name="img")[0]
+    rec = project.write_prediction(image_id, binary((32, 32), 1), model=model, prompt="left lung", sides="patient")
+    assert rec.provenance.sides == "patient" and project.prompts(image_id)[-1].sides == "patient"
+    accepted = project.mark_corrected(image_id, author="alice")  # accepting the prediction keeps its convention
+    assert accepted.provenance.prompt == "left lung" and accepted.provenance.sides == "patient"
+    project.add_prompt(image_id, "right lung", author="alice")
+    again = Project.open(project.root)
+    assert [(p.text, p.sides) for p in again.prompts(image_id)] == [("left lung", "patient"), ("right lung", "image")]
+    assert again.mask_record(image_id, "prediction").provenance.sides == "patient"
+    with pytest.raises(ValueError, match="sides must be 'image' or 'patient'"):
+        project.add_prompt(image_id, "left lung", author="alice", sides="radiological")

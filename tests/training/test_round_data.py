@@ -22,3 +22,14 @@ def test_prepare_training_folder(project, tmp_path):
     assert set(np.unique(io.imread(tmp_path / "data" / rows[0]["mask"]))) <= {0, 255}
     ts2 = prepare_training_folder(project, tmp_path / "data2", default_prompt="lung")
     assert ts2.skipped == [] and len(ts2.unlabeled) == 2
+
+
+def test_prompts_in_the_patient_convention_train_in_the_image_convention(project, tmp_path):
+    ids = project.image_ids()
+    project.add_prompt(ids[0], "upper right lung", author="radiologist", sides="patient")
+    prepare_training_folder(project, tmp_path / "data")
+    with open(tmp_path / "data" / "text.csv", newline="") as f:
+        texts = {r["image"]: r["text"] for r in csv.DictReader(f)}
+    assert texts[f"images/{ids[0]}.tif"] == "upper left lung"  # the patient's right lung: the image's left
+    assert texts[f"images/{ids[1]}.tif"] == "lower right lung"
+    assert [(p.text, p.sides) for p in project.prompts(ids[0])][-1] == ("upper right lung", "patient")
