@@ -142,7 +142,9 @@ class MeanTeacherConfig:
     hflip_p: float = 0.5  # horizontal flips (the sentence is rewritten left<->right)
     seed: int = 0  # seeds the labeled split, shuffling, augmentation and initialisation
     num_threads: int = 0  # torch CPU threads; 0 = torch's default
-    time_budget_s: float = 0.0  # stop (and validate) after this much training wall time; 0 = no limit
+    time_budget_s: float = 0.0  # stop (and validate) after this much training time; 0 = no limit
+    budget_clock: str = "wall"  # what time_budget_s counts: "wall" seconds, or "cpu" seconds of this process
+    # (all its threads; unaffected by other programs sharing the machine: with num_threads 1, one core's time)
     keep: str = "best"  # model written to OUT: "best" teacher by validation Dice, or the "last" one
 
 

@@ -86,8 +86,13 @@ class PairTransform:
         )
 
     def __call__(self, image, mask, text, generator: torch.Generator | None = None):
+        return self.apply(image, mask, text, generator)[:3]
+
+    def apply(self, image, mask, text, generator: torch.Generator | None = None):
+        """Like calling the transform, plus whether it flipped the image horizontally: (image, mask, text, hflip)."""
         g = generator
-        if _uniform(0, 1, g) < self.hflip_p:
+        hflip = _uniform(0, 1, g) < self.hflip_p
+        if hflip:
             image, mask, text = image.flip(-1), _flip(mask, -1), flip_text_horizontal(text)
         if _uniform(0, 1, g) < self.vflip_p:
             image, mask, text = image.flip(-2), _flip(mask, -2), flip_text_vertical(text)
@@ -97,7 +102,7 @@ class PairTransform:
         if not is_positional(text) and (angle != 0.0 or scale != 1.0):
             image, mask = _affine(image, mask, _crop_rotate_theta(angle, scale, shift))
         image = self._intensity(image, g)
-        return image, mask, text
+        return image, mask, text, hflip
 
     def _intensity(self, image: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
         """Brightness/contrast/gamma jitter and Gaussian noise (image only), kept in [0, 1]."""

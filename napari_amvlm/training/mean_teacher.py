@@ -42,6 +42,7 @@ from ..model.hub import load_model, load_stage2, read_segmenter, save_segmenter
 from ..model.segmenter import TextGuidedSegmenter
 from .checkpoint import RESUME_NAME, load_resume, save_resume
 from .ema import EMATeacher
+from .frozen_cache import FrozenEmbeddings
 from .events import CheckpointEvent, DoneEvent, MetricsEvent, StartEvent, StepEvent
 from .ramps import sigmoid_rampup
 
@@ -96,17 +97,20 @@ def _lr_factor(step: int, steps_per_epoch: int, cfg: MeanTeacherConfig, progress
 
 
 def _load(ds, ids, transform, g, device):
-    items = []
+    """(images, masks, sentences, keys): keys = (dataset index, flipped) name each image's content."""
+    items, keys = [], []
     for i in ids:
         it = ds[i]
-        it["image"], it["mask"], it["text"] = transform(it["image"], it["mask"], it["text"], generator=g)
+        it["image"], it["mask"], it["text"], flipped = transform.apply(it["image"], it["mask"], it["text"], g)
         items.append(it)
+        keys.append((i, flipped))
     b = collate(items)
-    return b["image"].to(device).contiguous(memory_format=torch.channels_last), b["mask"].to(device), b["text"]
+    images = b["image"].to(device).contiguous(memory_format=torch.channels_last)
+    return images, b["mask"].to(device), b["text"], keys
 
 
-def _losses(seg, trainable, teacher, images, masks, texts, n_lab, step, steps_per_epoch, cfg, g):
-    tokens, grid, sentence = seg.frozen_embeddings(images, texts) if seg.textmask is not None else (None, None, None)
+def _losses(seg, trainable, teacher, frozen, images, masks, texts, keys, n_lab, step, steps_per_epoch, cfg, g):
+    tokens, grid, sentence = frozen(images, keys, texts) if seg.textmask is not None else (None, None, None)
     student_view = photometric_view(images, generator=g, strength=cfg.perturb_strength)
     logits, tm = trainable(student_view, tokens, grid, sentence, texts)
     sup = segmentation_loss(logits[:n_lab], masks[:n_lab], bce=cfg.bce)
@@ -141,11 +145,16 @@ def unlabeled_weight(step: int, steps_per_epoch: int, cfg: MeanTeacherConfig) ->
     return sigmoid_rampup(step - start, cfg.rampup_epochs * steps_per_epoch)
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 def _check_config(cfg: MeanTeacherConfig) -> None:
     if cfg.lr_schedule not in ("restarts", "cosine"):
         raise ValueError(f"lr_schedule must be 'restarts' or 'cosine', not {cfg.lr_schedule!r}")
     if cfg.keep not in ("best", "last"):
         raise ValueError(f"keep must be 'best' or 'last', not {cfg.keep!r}")
+    if cfg.budget_clock not in CLOCKS:
+        raise ValueError(f"budget_clock must be 'wall' or 'cpu', not {cfg.budget_clock!r}")
     if cfg.time_budget_s < 0 or cfg.warmup_epochs < 0:
         raise ValueError("time_budget_s and warmup_epochs must be >= 0")
 
@@ -196,7 +205,7 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
     steps_per_epoch = math.ceil(len(labeled) / cfg.labeled_batch)
     planned = steps_per_epoch * cfg.epochs
     total = planned if max_steps is None else min(planned, max_steps)
-    step, best, spent = 0, -1.0, 0.0
+    step, best, spent, clock = 0, -1.0, 0.0, CLOCKS[cfg.budget_clock]
     resume_path = out / RESUME_NAME
     if resume and resume_path.is_file():
         state, opt_state, meta = load_resume(resume_path)
@@ -207,8 +216,10 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
     ddp = trainable
     if world > 1:
         ddp = nn.parallel.DistributedDataParallel(trainable, device_ids=[dev.index] if dev.type == "cuda" else None)
+    # flips only: the frozen embeddings of an image then take two values, which ``frozen`` computes once each
     transform = PairTransform(hflip_p=cfg.hflip_p, vflip_p=0.0, rotate_deg=0.0, crop_scale=(1.0, 1.0), jitter=0.0,
                               noise_std=0.0)
+    frozen = FrozenEmbeddings(seg)
     ds.preload(labeled + (unlabeled if cfg.unlabeled_batch else []))  # decode files before the clock starts
     yield StartEvent(total_steps=total, start_step=step, device=str(dev), n_samples=len(ds))
     t_start = time.perf_counter()
@@ -220,15 +231,16 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
         lab_ids, unl_ids = _batch_ids(labeled, unlabeled, cfg, step, steps_per_epoch)
         lab_ids, unl_ids = lab_ids[rank::world], unl_ids[rank::world]
         g = torch.Generator().manual_seed(cfg.seed * 7_919 + step * world + rank)
-        t0 = time.perf_counter()
-        images, masks, texts = _load(ds, lab_ids + unl_ids, transform, g, dev)
+        t0, c0 = time.perf_counter(), clock()
+        images, masks, texts, keys = _load(ds, lab_ids + unl_ids, transform, g, dev)
         progress = step / total
         if cfg.time_budget_s:
             progress = max(progress, spent / cfg.time_budget_s)
         for group in opt.param_groups:
             group["lr"] = group["base_lr"] * _lr_factor(step, steps_per_epoch, cfg, progress)
         with autocast(dev):
-            losses = _losses(seg, ddp, teacher, images, masks, texts, len(lab_ids), step, steps_per_epoch, cfg, g)
+            losses = _losses(seg, ddp, teacher, frozen, images, masks, texts, keys, len(lab_ids), step,
+                             steps_per_epoch, cfg, g)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         opt.step()
@@ -237,7 +249,7 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
                 dist.broadcast(b, 0)
         teacher.update(seg.unet, step)
         step += 1
-        spent += time.perf_counter() - t0
+        spent += clock() - c0
         if cfg.time_budget_s and _budget_spent(spent >= cfg.time_budget_s, world, dev):
             total = step  # the budget is spent: this step is the last one (validated and written below)
         yield StepEvent(step=step, total_steps=total, epoch=(step - 1) // steps_per_epoch + 1,
@@ -277,7 +289,8 @@ def _end_of_epoch(view, val_ds, seg_cfg, cfg, out, step, best, spent, dev, train
     if val_ds is not None:
         res = evaluate(view, val_ds, mode="fused" if seg_cfg.use_text else "segmenter", device=dev)
         metric = res.mean_dice
-        yield MetricsEvent(step=step, metrics={"val_dice": res.mean_dice, "val_miou": res.mean_iou})
+        yield MetricsEvent(step=step, metrics={"val_dice": res.mean_dice, "val_miou": res.mean_iou,
+                                               "train_s": spent})
     if val_ds is None or metric > best or cfg.keep == "last":
         best = max(metric, best) if val_ds is not None else best
         save_segmenter(view, out, metadata={"step": str(step), "val_dice": f"{metric:.4f}"}, amvlm_source=amvlm_dir)
