@@ -35,6 +35,7 @@ CURRENT = {"mt": {}, "unet": {"levels": 4}}
 # The supervised probe of issue 12: 5 levels, base 16, Adam lr 1e-3 (constant), plain BCE, batch 8, no teacher.
 PROBE = {"mt": {"lr": 1e-3, "lr_floor": 1e-3, "lr_schedule": "cosine", "bce": "plain"}, "unet": {"levels": 5}}
 SUP = {"unlabeled_batch": 0}
+NEW_MT = {"lr_floor": 1e-5, "warmup_epochs": 2.0, "rampup_epochs": 2.0}
 
 
 def _row(desc: str, vs: str | None, base: dict, mt: dict | None = None, unet: dict | None = None,
@@ -54,6 +55,10 @@ ROWS = {
                               {**SUP, "bce": "plain"}, seg={"use_text": False}),
     "half-res": _row("probe at half resolution (U-Net works at 112x112), lr 1e-3 cosine to 1e-5", "probe", PROBE,
                      {**SUP, "lr_floor": 1e-5}, {"downsample": 2}, seg={"use_text": False}),
+    "half-res-mt": _row("half-res + Mean Teacher (no text), 2 supervised epochs first, 2-epoch ramp-up", "half-res",
+                        PROBE, NEW_MT, {"downsample": 2}, seg={"use_text": False}),
+    "half-res-mt-text": _row("half-res + Mean Teacher + text (the AMVLM of --model), as half-res-mt", "half-res",
+                             PROBE, NEW_MT, {"downsample": 2}),
 }
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -92,7 +93,7 @@ def _lr_factor(step: int, steps_per_epoch: int, cfg: MeanTeacherConfig, progress
         t = min(max(progress, 0.0), 1.0)
     else:
         t = (step / steps_per_epoch) % cfg.restart_epochs / cfg.restart_epochs
-    floor = cfg.lr_floor / cfg.lr
+    floor = cfg.lr_floor / cfg.lr if cfg.lr > 0 else 1.0
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
 
@@ -163,11 +164,14 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
                        cfg: MeanTeacherConfig | None = None, seg_cfg: SegmenterConfig | None = None,
                        labeled_fraction: float | None = None, labeled_names: Sequence[str] | None = None,
                        device: str = "auto", resume: bool = False, max_steps: int | None = None,
-                       val_limit: int | None = None, init: str | Path | None = None) -> Iterator[object]:
+                       val_limit: int | None = None, init: str | Path | None = None,
+                       init_unet: str | Path | None = None) -> Iterator[object]:
     """Train the segmenter over a pre-trained AMVLM folder ``model``; write the best teacher to ``out``.
 
     ``init``: a model folder with a trained segmenter to continue from (its settings replace ``seg_cfg``; the
     student and the teacher both start from its weights), as the plugin does for each new round.
+    ``init_unet``: a model folder whose U-Net (settings and weights) the student and the teacher start from, with
+    a new text-mask generator (e.g. a supervised-only run continued with unlabeled images and text).
     """
     cfg = cfg or MeanTeacherConfig()
     _check_config(cfg)
@@ -175,6 +179,11 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
     if init is not None:
         seg_cfg, init_state = read_segmenter(init)
     seg_cfg = seg_cfg or SegmenterConfig()
+    unet_state = None
+    if init_unet is not None:
+        src_cfg, src_state = read_segmenter(init_unet)
+        seg_cfg = replace(seg_cfg, unet=src_cfg.unet)
+        unet_state = {k[len("unet."):]: v for k, v in src_state.items() if k.startswith("unet.")}
     rank, world = _rank_world()
     dev = resolve_device(device)
     if cfg.num_threads:
@@ -194,6 +203,8 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
     seg = TextGuidedSegmenter(amvlm, seg_cfg)
     if init_state is not None:
         load_stage2(seg, init_state, str(init))
+    if unet_state is not None:
+        seg.unet.load_state_dict(unet_state)
     seg = seg.to(dev)
     seg.unet.to(memory_format=torch.channels_last)  # ~1.4x faster U-Net steps on CPU (measured), and on GPUs
     teacher = EMATeacher(seg.unet, alpha_max=cfg.ema_alpha)
