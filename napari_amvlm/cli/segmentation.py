@@ -63,6 +63,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--keep", choices=("best", "last"), default=d.keep,
                    help="write the best model by validation Dice, or the last one (default %(default)s)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
+    p.add_argument("--vflip", type=float, default=d.vflip_p, metavar="P",
+                   help="probability of a vertical flip, upper/lower rewritten in the sentence (default %(default)s; "
+                        "for images with no up and down, such as histology tiles)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     p.add_argument("--resume", action="store_true", help="continue from OUT/resume.safetensors")
@@ -92,7 +95,7 @@ def _train(args: argparse.Namespace) -> int:
                             rampup_epochs=args.rampup_epochs, warmup_epochs=args.warmup_epochs, lr=args.lr,
                             lr_floor=args.lr_floor, lr_schedule=args.schedule, bce=args.bce, keep=args.keep,
                             time_budget_s=60.0 * (args.time_budget or 0.0), budget_clock=args.budget_clock,
-                            num_threads=args.threads)
+                            num_threads=args.threads, vflip_p=args.vflip)
     seg_cfg = SegmenterConfig(use_text=not (args.no_text or args.supervised_only),
                               unet=UNetConfig(base=args.base, levels=args.levels, downsample=args.downsample))
     out = Path(args.out)

@@ -98,7 +98,7 @@ def _lr_factor(step: int, steps_per_epoch: int, cfg: MeanTeacherConfig, progress
 
 
 def _load(ds, ids, transform, g, device):
-    """(images, masks, sentences, keys): keys = (dataset index, flipped) name each image's content."""
+    """(images, masks, sentences, keys): keys = (dataset index, (hflip, vflip)) name each image's content."""
     items, keys = [], []
     for i in ids:
         it = ds[i]
@@ -227,8 +227,8 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
     ddp = trainable
     if world > 1:
         ddp = nn.parallel.DistributedDataParallel(trainable, device_ids=[dev.index] if dev.type == "cuda" else None)
-    # flips only: the frozen embeddings of an image then take two values, which ``frozen`` computes once each
-    transform = PairTransform(hflip_p=cfg.hflip_p, vflip_p=0.0, rotate_deg=0.0, crop_scale=(1.0, 1.0), jitter=0.0,
+    # flips only: the frozen embeddings of an image then take up to four values, which ``frozen`` computes once
+    transform = PairTransform(hflip_p=cfg.hflip_p, vflip_p=cfg.vflip_p, rotate_deg=0.0, crop_scale=(1.0, 1.0), jitter=0.0,
                               noise_std=0.0)
     frozen = FrozenEmbeddings(seg)
     ds.preload(labeled + (unlabeled if cfg.unlabeled_batch else []))  # decode files before the clock starts
