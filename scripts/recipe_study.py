@@ -32,8 +32,10 @@ from napari_amvlm.metrics import paired_t_test
 
 # The recipe as it was shipped: 4-level U-Net, class-balanced BCE, lr 3e-4 with warm restarts.
 CURRENT = {"mt": {}, "unet": {"levels": 4}}
-# The supervised probe of issue 12: 5 levels, base 16, Adam lr 1e-3 (constant), plain BCE, batch 8, no teacher.
+# The supervised probe of issue 12: 5 levels, base 16, Adam lr 1e-3 (constant), plain BCE, batch 8, no teacher,
+# no augmentation (the training loop otherwise flips images and perturbs the student's view photometrically).
 PROBE = {"mt": {"lr": 1e-3, "lr_floor": 1e-3, "lr_schedule": "cosine", "bce": "plain"}, "unet": {"levels": 5}}
+NO_AUG = {"perturb_strength": 0.0, "hflip_p": 0.0}
 SUP = {"unlabeled_batch": 0}
 NEW_MT = {"lr_floor": 1e-5, "warmup_epochs": 2.0, "rampup_epochs": 2.0}
 
@@ -45,8 +47,10 @@ def _row(desc: str, vs: str | None, base: dict, mt: dict | None = None, unet: di
 
 
 ROWS = {
-    "probe": _row("supervised U-Net, issue-12 probe: 5 levels, lr 1e-3, plain BCE", None, PROBE, SUP,
-                  seg={"use_text": False}),
+    "probe": _row("supervised U-Net, issue-12 probe: 5 levels, lr 1e-3, plain BCE, no augmentation", None, PROBE,
+                  {**SUP, **NO_AUG}, seg={"use_text": False}),
+    "probe-aug": _row("probe + the loop's augmentation (flips, photometric view 0.3)", "probe", PROBE, SUP,
+                      seg={"use_text": False}),
     "current": _row("current recipe: Mean Teacher + text, 4 levels, balanced BCE, lr 3e-4 restarts", "current-sup",
                     CURRENT),
     "current-sup": _row("current recipe, supervised only (balanced BCE)", "probe", CURRENT, SUP,
@@ -54,7 +58,9 @@ ROWS = {
     "current-sup-plain": _row("current recipe, supervised only, plain BCE", "current-sup", CURRENT,
                               {**SUP, "bce": "plain"}, seg={"use_text": False}),
     "half-res": _row("probe at half resolution (U-Net works at 112x112), lr 1e-3 cosine to 1e-5", "probe", PROBE,
-                     {**SUP, "lr_floor": 1e-5}, {"downsample": 2}, seg={"use_text": False}),
+                     {**SUP, **NO_AUG, "lr_floor": 1e-5}, {"downsample": 2}, seg={"use_text": False}),
+    "half-res-aug": _row("half-res + the loop's augmentation", "half-res", PROBE, {**SUP, "lr_floor": 1e-5},
+                         {"downsample": 2}, seg={"use_text": False}),
     "half-res-mt": _row("half-res + Mean Teacher (no text), 2 supervised epochs first, 2-epoch ramp-up", "half-res",
                         PROBE, NEW_MT, {"downsample": 2}, seg={"use_text": False}),
     "half-res-mt-text": _row("half-res + Mean Teacher + text (the AMVLM of --model), as half-res-mt", "half-res",
