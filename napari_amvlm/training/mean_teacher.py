@@ -224,6 +224,8 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
         teacher.module.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("teacher.")})
         opt.load_state_dict(opt_state)
         step, best, spent = int(meta["step"]), float(meta["best"]), float(meta.get("train_s", 0.0))
+    if cfg.time_budget_s and spent >= cfg.time_budget_s:
+        total = step  # a resumed run whose budget was already spent: nothing left to do
     ddp = trainable
     if world > 1:
         ddp = nn.parallel.DistributedDataParallel(trainable, device_ids=[dev.index] if dev.type == "cuda" else None)
