@@ -57,10 +57,6 @@ def plane_view(layer: Image, index: Index) -> Any:
     return data[index]
 
 
-def read_plane(layer: Image, index: Index) -> np.ndarray:
-    return np.asarray(plane_view(layer, index))
-
-
 def meta(layer: Any) -> dict[str, Any]:
     return layer.metadata.get(KEY) or {}
 
@@ -95,15 +91,6 @@ def remember_image_ids(project: Project, layer: Image, indices: list[Index], ids
     for index, image_id in zip(indices, ids):
         all_ids[flat(index, lead)] = image_id
     layer.metadata = {**layer.metadata, KEY: {**meta(layer), "project": str(project.root), "image_ids": all_ids}}
-
-
-def ensure_image_ids(project: Project, layer: Image, indices: list[Index]) -> list[str]:
-    """Project ids of the given planes, adding the planes the project does not hold yet."""
-    known = known_image_ids(project, layer, indices)
-    ids = [k or project.add_image(read_plane(layer, i), name=plane_name(layer, i), rgb=layer.rgb)[0]
-           for k, i in zip(known, indices)]
-    remember_image_ids(project, layer, indices, ids)
-    return ids
 
 
 def source_image(viewer: Any, labels: Labels, fallback: Image | None) -> Image | None:

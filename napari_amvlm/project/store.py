@@ -136,6 +136,14 @@ class ProjectStore:
 
     # ---------------------------------------------------------------------------------- transactions
     @contextlib.contextmanager
+    def reading(self) -> Iterator[Self]:
+        """Read several records as one consistent view while another thread of this process may be writing:
+        waits for that thread's transaction to end, and holds off the next one until the block ends. (Records
+        read inside a transaction of the same thread need no such block.)"""
+        with self._rlock:
+            yield self
+
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[Self]:
         """Group changes into one atomic commit (re-entrant). On an exception nothing is committed."""
         if not self.writable:

@@ -9,7 +9,7 @@ from qtpy.QtCore import Qt
 
 from napari_amvlm.project import Project
 
-from ._helpers import TIMEOUT_MS
+from ._helpers import TIMEOUT_MS, mark
 from ._probe import GapProbe
 
 pytestmark = pytest.mark.gui
@@ -71,7 +71,7 @@ def test_whole_flow(docked, qtbot, tmp_path):
     labels.paint((150, 60), 1)
     labels.paint((40, 180), 0)
     viewer.layers.selection.active = labels
-    w.ui.mark.click()
+    assert mark(qtbot, w) == [image_id]
     human = np.asarray(w.project.read_mask(image_id, "human")[...])
     assert np.array_equal(human != 0, labels.data != 0) and (human != 0).sum() > 1000
     rec = w.project.mask_record(image_id, "human")
