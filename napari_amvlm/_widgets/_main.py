@@ -25,14 +25,13 @@ from . import _gc, _work
 from ._form import STACK_CHOICES, Form
 from ._jobs import EXIT_WAIT_S, Jobs, RetrainRunner, error_message, log, reason
 from ._layers import (
+    Planes,
     UserError,
     check_labels_shape,
     image_text,
-    known_image_ids,
+    layer_planes,
     meta,
     plane_indices,
-    plane_name,
-    plane_view,
     remember_image_ids,
     show_result,
     source_image,
@@ -211,15 +210,11 @@ class AMVLMWidget(QWidget, ProjectActions):
             self.say(str(err), warn=True)
             return
         project = self.ensure_project()
-        indices = plane_indices(image, self.viewer.dims.point, self.all_slices)
-        known = known_image_ids(project, image, indices)
-        names = [plane_name(image, i) for i in indices]
-        planes = [plane_view(image, i) for i in indices]  # read on the worker thread
+        planes = layer_planes(project, image, plane_indices(image, self.viewer.dims.point, self.all_slices))
         self._last, self._last_image = (image.name, prompt), image
         self.ui.model_info.setText(f"segmenting with {self.model.describe()}…")
         self._run(_work.predict_planes, lambda res: self._segmented(project, image, res), self.model, project,
-                  planes, known, names, image.rgb, indices, image.name, prompt, self.jobs.stop,
-                  what="Segmentation")
+                  planes, image.name, prompt, self.jobs.stop, what="Segmentation")
 
     def _segmented(self, project: Any, image: Image, res: Any) -> None:
         viewer = self._viewer()
@@ -243,20 +238,17 @@ class AMVLMWidget(QWidget, ProjectActions):
         masks are taken now; they are written on the worker thread, after every task queued before and before
         every task queued after (a Retrain clicked next exports them)."""
         try:
-            project, image, indices, masks, note = self._correction()
+            project, image, planes, masks, note = self._correction()
         except UserError as err:
             self.say(str(err), warn=True)
             return
         author = self.ui.author.text().strip()
-        known = known_image_ids(project, image, indices)
-        planes = [plane_view(image, i) for i in indices]  # read on the worker thread
-        names = [plane_name(image, i) for i in indices]
 
         def done(ids: list[str]) -> None:
             self.marking -= 1
             viewer = self._viewer()
             if viewer is not None and image in viewer.layers:
-                remember_image_ids(project, image, indices, ids)
+                remember_image_ids(project, image, planes.indices, ids)
             self.refresh_images()
             self.say(f"Marked {len(ids)} image(s) as corrected by {author} (human labels saved in {project.root}).")
             self.marked.emit(ids)
@@ -265,13 +257,13 @@ class AMVLMWidget(QWidget, ProjectActions):
             self.marking -= 1
             self.report_error("Saving the human labels", err)
 
-        if self.jobs.submit(_work.mark_planes, project, masks, known, planes, names, image.rgb, author, note,
-                            on_done=done, on_error=failed, what="Saving the human labels", cancellable=False):
+        if self.jobs.submit(_work.mark_planes, project, planes, masks, author, note, on_done=done, on_error=failed,
+                            what="Saving the human labels", cancellable=False):
             self.marking += 1
-            self.say(f"Saving the human labels of {len(indices)} image(s)…")
+            self.say(f"Saving the human labels of {len(masks)} image(s)…")
 
-    def _correction(self) -> tuple[Any, Image, list[Any], list[np.ndarray], str]:
-        """What 'Mark corrected' stores: (project, image layer, plane indices, masks, note); UserError if the
+    def _correction(self) -> tuple[Any, Image, Planes, list[np.ndarray], str]:
+        """What 'Mark corrected' stores: (project, image layer, its planes, masks, note); UserError if the
         selection cannot be stored."""
         labels = self.viewer.layers.selection.active
         if not isinstance(labels, Labels):
@@ -283,9 +275,9 @@ class AMVLMWidget(QWidget, ProjectActions):
         if not self.ui.author.text().strip():
             raise UserError("Type your name in 'Annotator': a human label needs the person who corrected it.")
         project = self.project_for(labels)
-        indices = plane_indices(image, self.viewer.dims.point, self.all_slices)
-        masks = [np.asarray(labels.data[index]) != 0 for index in indices]  # a copy: painting may go on
-        return project, image, indices, masks, f"corrected in napari ('{labels.name}')"
+        planes = layer_planes(project, image, plane_indices(image, self.viewer.dims.point, self.all_slices))
+        masks = [np.asarray(labels.data[index]) != 0 for index in planes.indices]  # a copy: painting may go on
+        return project, image, planes, masks, f"corrected in napari ('{labels.name}')"
 
     # ----------------------------------------------------------------------------------- retrain
     def retrain(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QListWidgetItem
 
 from .._sample_data import TEXT_KEY
@@ -23,7 +24,9 @@ from . import _work
 from ._layers import KEY, UserError, lead_shape, meta
 
 ID_ROLE = 256  # Qt.ItemDataRole.UserRole
-SAVE_WAIT_S = 30.0  # how long 'Save project as' waits for the worker thread to store earlier work
+SAVE_WAIT_S = 5.0  # how long "Save project as" waits for the worker thread to store earlier work
+READ_WAIT_S = 0.02  # how long the GUI thread waits to read the project while the worker thread writes to it
+READ_RETRY_MS = 100  # then it tries again this much later (and the event loop runs meanwhile)
 
 
 class ProjectActions:
@@ -63,7 +66,10 @@ class ProjectActions:
         if p is None:
             return
         where = "unsaved, in a temporary folder: use 'Save project as…' to keep it" if self._scratch else str(p.root)
-        with p.reading():  # (the worker thread may be writing)
+        with p.reading(READ_WAIT_S) as consistent:  # (the worker thread may be writing)
+            if not consistent:
+                QTimer.singleShot(READ_RETRY_MS, self._show_project)
+                return
             counts, n, rounds = p.counts(), len(p), len(p.rounds())
         self.ui.project_info.setText(f"{p.name}: {n} images, {counts[Status.CORRECTED]} corrected, "
                                      f"{rounds} rounds ({where})")
@@ -138,7 +144,10 @@ class ProjectActions:
         box = self.ui.images
         rows = []
         p = self.project
-        with p.reading() if p is not None else contextlib.nullcontext():  # (the worker thread may be writing)
+        with p.reading(READ_WAIT_S) if p is not None else contextlib.nullcontext(True) as consistent:
+            if not consistent:  # the worker thread is writing: list the images once it is done
+                QTimer.singleShot(READ_RETRY_MS, self.refresh_images)
+                return
             for rec in p.images() if p is not None else []:
                 unc = self.uncertainty.get(rec.id)
                 rows.append((rec.id, f"{rec.name}  [{p.status(rec.id).value}]"

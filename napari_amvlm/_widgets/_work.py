@@ -12,7 +12,6 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -23,7 +22,7 @@ from ..model.hub import SEG_WEIGHTS_NAME, load_segmenter
 from ..project import Project
 from ..project.files import sha256_file
 from ..training.round_data import warm_up_export
-from ._layers import Index, PlanePrediction, SegmentResult
+from ._layers import PlanePrediction, Planes, SegmentResult
 
 
 @dataclass
@@ -60,25 +59,27 @@ def from_round(result, device: str) -> LoadedModel:
     return LoadedModel(result.folder, Segmenter(result.segmenter, dev), result.model_sha, str(dev), result.index)
 
 
-def _stored(project: Project, image_id: str | None, plane: np.ndarray, name: str, rgb: bool) -> str:
-    """``image_id``, or (None) the id of ``plane`` once added to the project as ``name``."""
-    return image_id or project.add_image(plane, name=name, rgb=rgb)[0]
+def _stored(project: Project, planes: Planes, k: int, pixels: np.ndarray | None = None) -> str:
+    """The project id of plane ``k``, adding the plane to the project when it lacks it (``pixels``: the plane,
+    already read)."""
+    if planes.known[k]:
+        return planes.known[k]
+    pixels = planes.read(k) if pixels is None else pixels
+    return project.add_image(pixels, name=planes.names[k], rgb=planes.rgb)[0]
 
 
-def predict_planes(model: LoadedModel, project: Project, planes: list[Any], known: list[str | None],
-                   names: list[str], rgb: bool, indices: list[Index], image: str, prompt: str,
+def predict_planes(model: LoadedModel, project: Project, planes: Planes, image: str, prompt: str,
                    stop: threading.Event | None = None) -> SegmentResult:  # fmt: skip
-    """Segment each plane for ``prompt``: add the planes the project lacks (``known`` id None, named ``names``),
-    store each mask as the image's prediction, and return the result. ``planes`` may be lazy (dask, zarr): they
-    are read here, on the worker thread."""
+    """Segment each plane for ``prompt``: add the planes the project lacks, store each mask as the image's
+    prediction, and return the result. Lazy planes (dask, zarr) are read here, on the worker thread."""
     t0 = time.perf_counter()
     hits = model.segmenter.cache_hits
     project.add_model(model.weights, name=model.folder.name)
     out = []
-    for lazy, image_id, name, index in zip(planes, known, names, indices):
+    for k, index in enumerate(planes.indices):
         check(stop)
-        plane = np.asarray(lazy)
-        image_id = _stored(project, image_id, plane, name, rgb)
+        plane = planes.read(k)
+        image_id = _stored(project, planes, k, plane)
         pred = model.segmenter.predict(plane, prompt)
         project.write_prediction(image_id, pred.mask, model=model.sha, prompt=prompt, round=model.round)
         out.append(PlanePrediction(index, image_id, pred.mask, pred.uncertainty))
@@ -102,14 +103,12 @@ def score_images(model: LoadedModel, project: Project, ids: list[str], default_p
     return scores
 
 
-def mark_planes(project: Project, masks: list[np.ndarray], known: list[str | None], planes: list[Any],
-                names: list[str], rgb: bool, author: str, note: str) -> list[str]:
-    """Store ``masks`` as the human labels of the planes, written by ``author``, in one commit: the planes the
-    project lacks (``known`` id None) are added first, from ``planes`` named ``names``. Returns the image ids.
-    Never cancelled: a correction the user marked is always stored (a failure leaves the project unchanged)."""
+def mark_planes(project: Project, planes: Planes, masks: list[np.ndarray], author: str, note: str) -> list[str]:
+    """Store ``masks`` as the human labels of the planes, written by ``author``, in one commit (the planes the
+    project lacks are added first). Returns the image ids. Never cancelled: a correction the user marked is
+    always stored (a failure leaves the project unchanged)."""
     with project.transaction():
-        ids = [_stored(project, image_id, np.asarray(plane), name, rgb)
-               for image_id, plane, name in zip(known, planes, names)]
+        ids = [_stored(project, planes, k) for k in range(len(planes.indices))]
         for image_id, mask in zip(ids, masks):
             project.mark_corrected(image_id, mask, author=author, note=note)
     return ids
