@@ -3,17 +3,15 @@ and the reason, a non-zero exit, and nothing half-written."""
 
 from __future__ import annotations
 
-import csv
 import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from napari_amvlm.cli import main
 from napari_amvlm.project import Project
 
-from ..conftest import BAD_IMAGES, SAMPLE_DATA, assert_one_line_error, make_bad_image
+from ..conftest import BAD_IMAGES, SAMPLE_DATA, assert_one_line_error, make_bad_image, qata_sample_copy
 
 pytestmark = pytest.mark.parametrize("kind", BAD_IMAGES)
 
@@ -27,38 +25,23 @@ def dataset_with_bad_image(tmp_path: Path, kind: str | None) -> tuple[Path, Path
     """Three rows of the QaTa sample whose second image is unreadable (``kind`` None: all fine); (folder, the
     second image)."""
     data = tmp_path / "data"
-    shutil.copytree(SAMPLE_DATA / "qata", data)
-    rows = list(csv.DictReader(open(data / "text.csv")))[:3]
-    with open(data / "text.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["image", "mask", "text"])
-        w.writeheader()
-        w.writerows({k: r[k] for k in ("image", "mask", "text")} for r in rows)
+    rows = qata_sample_copy(data, 3)
     return data, make_bad_image(data / rows[1]["image"], kind) if kind else data / rows[1]["image"]
 
 
-@pytest.fixture
-def seg_dir(tiny_cfg, tiny_seg_cfg, tmp_path):
-    from napari_amvlm.model.amvlm import AMVLM
-    from napari_amvlm.model.hub import save_segmenter
-    from napari_amvlm.model.segmenter import TextGuidedSegmenter
-
-    torch.manual_seed(0)
-    return save_segmenter(TextGuidedSegmenter(AMVLM(tiny_cfg), tiny_seg_cfg).eval(), tmp_path / "seg")
-
-
-def test_segment(seg_dir, tmp_path, capsys, kind):
+def test_segment(tiny_seg_dir, tmp_path, capsys, kind):
     bad = make_bad_image(tmp_path / "in" / "x.png", kind)
     out = tmp_path / "m.png"
-    code, err = run(capsys, "segment", "--model", seg_dir, "--image", bad, "--text", "left lung", "--out", out,
+    code, err = run(capsys, "segment", "--model", tiny_seg_dir, "--image", bad, "--text", "left lung", "--out", out,
                     "--uncertainty", tmp_path / "u.tif")  # fmt: skip
     assert_one_line_error(code, err, bad, kind)
     assert not out.exists() and not (tmp_path / "u.tif").exists()
 
 
-def test_evaluate(seg_dir, tmp_path, capsys, kind):
+def test_evaluate(tiny_seg_dir, tmp_path, capsys, kind):
     data, bad = dataset_with_bad_image(tmp_path, kind)
     per, summary = tmp_path / "per.csv", tmp_path / "summary.json"
-    code, err = run(capsys, "evaluate", "--model", seg_dir, "--data", data, "--per-image", per, "--json", summary)
+    code, err = run(capsys, "evaluate", "--model", tiny_seg_dir, "--data", data, "--per-image", per, "--json", summary)
     assert_one_line_error(code, err, bad, kind)
     assert not per.exists() and not summary.exists()
 
