@@ -140,9 +140,12 @@ class MeanTeacherConfig:
     tg_weight: float = 0.1  # weight of L_tg (text-guided InfoNCE) in the text-mask loss
     perturb_strength: float = 0.3  # photometric perturbation of the student's view
     hflip_p: float = 0.5  # horizontal flips (the sentence is rewritten left<->right)
+    vflip_p: float = 0.0  # vertical flips (upper<->lower rewritten); off for chest X-rays, which are never upside down
     seed: int = 0  # seeds the labeled split, shuffling, augmentation and initialisation
     num_threads: int = 0  # torch CPU threads; 0 = torch's default
-    time_budget_s: float = 0.0  # stop (and validate) after this much training wall time; 0 = no limit
+    time_budget_s: float = 0.0  # stop (and validate) after this much training time; 0 = no limit
+    budget_clock: str = "wall"  # what time_budget_s counts: "wall" seconds, or "cpu" seconds of this process
+    # (all its threads; unaffected by other programs sharing the machine: with num_threads 1, one core's time)
     keep: str = "best"  # model written to OUT: "best" teacher by validation Dice, or the "last" one
 
 

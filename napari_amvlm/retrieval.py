@@ -4,6 +4,10 @@ For each image of a folder, every candidate sentence is ranked by the cosine sim
 and sentence embeddings; top-k accuracy is the fraction of images whose own sentence is among the k best.
 The candidates are the distinct sentences of a reference folder (e.g. the training split) plus any sentence of
 the evaluated folder that the reference lacks, so every image's own sentence can be found.
+
+Side test: for each image whose sentence names one side only ("... lower left lung."), whether the image
+embedding is closer to its own sentence than to the same sentence with left and right swapped. Guessing gives
+50 %; a model that learned nothing about sides stays near it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .data.dataset import ImageTextDataset, read_records
+from .data.text import flip_text_horizontal, sides
 
 
 @dataclass
@@ -25,10 +30,13 @@ class RetrievalResult:
     n_candidates: int
     prior_top1: float  # the same figures for ranking candidates by their frequency in the reference folder
     prior_top5: float
+    side: float = float("nan")  # % of one-sided images closer to their own sentence than to the side-swapped one
+    n_one_sided: int = 0
 
     def line(self) -> str:
         return (f"top1={self.top1:.2f} top5={self.top5:.2f} n={self.n_images} candidates={self.n_candidates} "
-                f"(frequency prior: top1={self.prior_top1:.2f} top5={self.prior_top5:.2f})")
+                f"(frequency prior: top1={self.prior_top1:.2f} top5={self.prior_top5:.2f}) "
+                f"side={self.side:.2f} n_one_sided={self.n_one_sided} (guessing: 50)")
 
 
 def candidate_sentences(reference: str | Path, evaluated: str | Path) -> tuple[list[str], Counter]:
@@ -60,5 +68,20 @@ def retrieval_accuracy(model, data: str | Path, reference: str | Path, batch_siz
         truth += [index[it["text"]] for it in items]
     s, t = torch.cat(scores), torch.tensor(truth)
     prior = torch.tensor([float(ref_counts.get(x, 0)) for x in sentences]).expand_as(s)
+    side, n_side = _side_preference(model, ds, batch_size, device)
     return RetrievalResult(top1=_topk(s, t, 1), top5=_topk(s, t, 5), n_images=len(t), n_candidates=len(sentences),
-                           prior_top1=_topk(prior, t, 1), prior_top5=_topk(prior, t, 5))
+                           prior_top1=_topk(prior, t, 1), prior_top5=_topk(prior, t, 5), side=side,
+                           n_one_sided=n_side)
+
+
+def _side_preference(model, ds: ImageTextDataset, batch_size: int, device) -> tuple[float, int]:
+    """(% of one-sided images whose embedding prefers the own sentence over the side-swapped one, their number)."""
+    one = [i for i, text in enumerate(ds.texts) if sides(text) in ({"left"}, {"right"})]
+    wins = []
+    for start in range(0, len(one), batch_size):
+        items = [ds[i] for i in one[start : start + batch_size]]
+        img = model.encode_image(torch.stack([it["image"] for it in items]).to(device), with_dist=False)["global"]
+        own = model.encode_text([it["text"] for it in items], with_dist=False)["global"]
+        swapped = model.encode_text([flip_text_horizontal(it["text"]) for it in items], with_dist=False)["global"]
+        wins += ((img * own).sum(1) > (img * swapped).sum(1)).tolist()
+    return (100.0 * sum(wins) / len(wins) if wins else float("nan")), len(wins)

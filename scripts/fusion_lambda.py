@@ -47,21 +47,30 @@ def probabilities(seg, ds, texts, swapped, batch: int = 16):
     return tuple(np.concatenate(v) for v in out.values())
 
 
-def mean_dice(p, t, masks, lam, keep=None):
+def _logit_fuse(p, t, lam, eps=1e-4):
+    """sigmoid(lam logit T + (1 - lam) logit P): the weighted logit average, for comparison."""
+    lp, lt = torch.logit(p, eps), torch.logit(t, eps)
+    return torch.sigmoid(lam * lt + (1 - lam) * lp)
+
+
+def mean_dice(p, t, masks, lam, keep=None, rule="linear"):
     idx = range(len(masks)) if keep is None else keep
-    prob = fuse(torch.from_numpy(p), torch.from_numpy(t), lam).numpy()
+    rule_fn = fuse if rule == "linear" else _logit_fuse
+    prob = rule_fn(torch.from_numpy(p), torch.from_numpy(t), lam).numpy()
     return 100 * float(np.mean([dice_iou(prob[i] > 0.5, masks[i])[0] for i in idx]))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, required=True)
-    ap.add_argument("--data", required=True, help="the training folder the segmenter was trained on")
+    ap.add_argument("--data", required=True, nargs="+", help="the training folder(s) the segmenter was trained on")
     ap.add_argument("--labeled-fraction", type=float, required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, help="use the first N held-out images")
     ap.add_argument("--lambdas", default="0.3,0.4,0.5,0.6,0.7,0.8,0.9")
     ap.add_argument("--write", action="store_true", help="store the best lambda in the model's segmenter.json")
+    ap.add_argument("--rule", choices=("linear", "logit"), default="linear",
+                    help="fusion rule to score: the shipped linear one, or a weighted logit average (comparison only)")
     args = ap.parse_args(argv)
     seg = load_segmenter(args.model)
     ds = ImageTextDataset(args.data, size=seg.amvlm.cfg.vision.image_size)
@@ -77,11 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     print("lambda | Dice all | one side: true | swapped")
     rows = []
     for lam in lambdas:
-        rows.append((lam, mean_dice(p, t, masks, lam), mean_dice(p, t, masks, lam, one_side),
-                     mean_dice(p, t_swapped, masks, lam, one_side)))
+        rows.append((lam, mean_dice(p, t, masks, lam, rule=args.rule), mean_dice(p, t, masks, lam, one_side, args.rule),
+                     mean_dice(p, t_swapped, masks, lam, one_side, args.rule)))
         print(f"{lam:.2f} | {rows[-1][1]:.2f} | {rows[-1][2]:.2f} | {rows[-1][3]:.2f}")
     best = max(rows, key=lambda r: r[1])[0]
     print(f"best lambda by Dice on all held-out images: {best:.2f}")
+    if args.write and args.rule != "linear":
+        raise SystemExit("--write stores a linear fusion weight: run it with --rule linear")
     if args.write:
         path = args.model / SEG_CONFIG_NAME
         doc = json.loads(path.read_text())

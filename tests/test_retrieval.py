@@ -32,8 +32,9 @@ class _Oracle:
         return self
 
     def encode_text(self, texts, with_dist=False):
-        return {"global": torch.stack([F.one_hot(torch.tensor(self.sentences.index(t)), len(self.sentences)).float()
-                                       for t in texts])}
+        n = len(self.sentences)
+        return {"global": torch.stack([F.one_hot(torch.tensor(self.sentences.index(t)), n).float()
+                                       if t in self.sentences else torch.zeros(n) for t in texts])}
 
     def encode_image(self, images, with_dist=False):
         rows = [self.lookup[round(float(im.sum()), 2)] for im in images]
@@ -60,3 +61,21 @@ def test_prior_ranks_by_frequency(oracle):
     texts = [r.text for r in read_records(QATA)]
     most = max(set(texts), key=texts.count)
     assert res.prior_top1 == pytest.approx(100.0 * texts.count(most) / len(texts))
+
+
+def test_side_preference(oracle):
+    """The oracle tells its own sentence from the side-swapped one on every one-sided image; a model blind to
+    left/right (the swapped sentence embeds like the own one) never does: ties are not wins."""
+    from napari_amvlm.data.text import flip_text_horizontal, sides
+
+    n_one = sum(sides(r.text) in ({"left"}, {"right"}) for r in read_records(QATA))
+    res = retrieval_accuracy(oracle, QATA, QATA)
+    assert n_one > 0 and res.n_one_sided == n_one and res.side == 100.0
+    def side_blind(text):  # the same key for a sentence and its side-swapped twin
+        return min(text, flip_text_horizontal(text))
+
+    keys = sorted({side_blind(t) for t in oracle.sentences})
+    blind = _Oracle({k: side_blind(v) for k, v in oracle.lookup.items()}, keys)
+    plain = blind.encode_text
+    blind.encode_text = lambda texts, with_dist=False: plain([side_blind(t) for t in texts])
+    assert retrieval_accuracy(blind, QATA, QATA).side == 0.0

@@ -7,7 +7,7 @@ import csv
 import json
 from pathlib import Path
 
-from ..config import MeanTeacherConfig
+from ..config import MeanTeacherConfig, UNetConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,15 +30,42 @@ def _train_parser(sub) -> None:
     p.add_argument("--no-text", action="store_true", help="plain Mean Teacher: no text-mask generator or fusion")
     p.add_argument("--init", metavar="DIR", help="continue from this model folder's trained segmenter (its "
                                                  "settings are kept; --no-text and --base are ignored)")
+    p.add_argument("--init-unet", metavar="DIR", help="start the student and teacher U-Net from this model "
+                   "folder's U-Net (e.g. a --supervised-only run); its U-Net settings replace --base/--levels")
     p.add_argument("--supervised-only", action="store_true",
                    help="baseline: the U-Net on the labeled images only (no unlabeled images, no text)")
-    d = MeanTeacherConfig()
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--labeled-batch", type=int, default=d.labeled_batch)
-    p.add_argument("--unlabeled-batch", type=int, default=d.unlabeled_batch)
-    p.add_argument("--base", type=int, default=None, help="U-Net base channels (default 16)")
+    d, u = MeanTeacherConfig(), UNetConfig()
+    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the labeled images (default %(default)s)")
+    p.add_argument("--labeled-batch", type=int, default=d.labeled_batch,
+                   help="labeled images per step (default %(default)s)")
+    p.add_argument("--unlabeled-batch", type=int, default=d.unlabeled_batch,
+                   help="unlabeled images per step (default %(default)s)")
+    p.add_argument("--base", type=int, default=u.base, help="U-Net channels at the first level (default %(default)s)")
+    p.add_argument("--levels", type=int, default=u.levels, help="U-Net resolution levels (default %(default)s)")
+    p.add_argument("--downsample", type=int, default=u.downsample,
+                   help="the U-Net works at 1/N of the model size, 224 px (default %(default)s)")
+    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate of the U-Net (default %(default)s)")
+    p.add_argument("--lr-floor", type=float, default=d.lr_floor,
+                   help="lowest learning rate of the schedule (default %(default)s)")
+    p.add_argument("--schedule", choices=("cosine", "restarts"), default=d.lr_schedule,
+                   help="cosine: one decay over the run; restarts: cosine warm restarts every 10 epochs "
+                        "(default %(default)s)")
+    p.add_argument("--bce", choices=("plain", "balanced"), default=d.bce,
+                   help="BCE term of the 0.5 Dice + 0.5 BCE loss (default %(default)s)")
     p.add_argument("--rampup-epochs", type=float, default=d.rampup_epochs,
-                   help="epochs over which the unlabeled weight ramps up (sigmoid)")
+                   help="epochs over which the unlabeled weight ramps up (sigmoid; default %(default)s)")
+    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs,
+                   help="supervised-only epochs before the unlabeled loss starts (default %(default)s)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="MIN",
+                   help="stop after this many minutes of training (validated and written), whatever --epochs says")
+    p.add_argument("--budget-clock", choices=("wall", "cpu"), default=d.budget_clock,
+                   help="what --time-budget counts: wall time, or CPU time of this process (default %(default)s)")
+    p.add_argument("--keep", choices=("best", "last"), default=d.keep,
+                   help="write the best model by validation Dice, or the last one (default %(default)s)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
+    p.add_argument("--vflip", type=float, default=d.vflip_p, metavar="P",
+                   help="probability of a vertical flip, upper/lower rewritten in the sentence (default %(default)s; "
+                        "for images with no up and down, such as histology tiles)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     p.add_argument("--resume", action="store_true", help="continue from OUT/resume.safetensors")
@@ -55,7 +82,7 @@ def _train(args: argparse.Namespace) -> int:
 
     import torch.distributed as dist
 
-    from ..config import SegmenterConfig, UNetConfig, save_json
+    from ..config import SegmenterConfig, save_json
     from ..training.events import log_line
     from ..training.mean_teacher import train_mean_teacher
     from ..training.progress import event_to_json
@@ -64,13 +91,13 @@ def _train(args: argparse.Namespace) -> int:
         dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
     rank = dist.get_rank() if dist.is_initialized() else 0
     cfg = MeanTeacherConfig(epochs=args.epochs, labeled_batch=args.labeled_batch,
-                            unlabeled_batch=args.unlabeled_batch, seed=args.seed,
-                            rampup_epochs=args.rampup_epochs)
-    if args.supervised_only:
-        cfg.unlabeled_batch = 0
-    seg_cfg = SegmenterConfig(use_text=not (args.no_text or args.supervised_only))
-    if args.base:
-        seg_cfg.unet = UNetConfig(base=args.base)
+                            unlabeled_batch=0 if args.supervised_only else args.unlabeled_batch, seed=args.seed,
+                            rampup_epochs=args.rampup_epochs, warmup_epochs=args.warmup_epochs, lr=args.lr,
+                            lr_floor=args.lr_floor, lr_schedule=args.schedule, bce=args.bce, keep=args.keep,
+                            time_budget_s=60.0 * (args.time_budget or 0.0), budget_clock=args.budget_clock,
+                            num_threads=args.threads, vflip_p=args.vflip)
+    seg_cfg = SegmenterConfig(use_text=not (args.no_text or args.supervised_only),
+                              unet=UNetConfig(base=args.base, levels=args.levels, downsample=args.downsample))
     out = Path(args.out)
     if rank == 0:
         _check_inputs(args.data, args.val, args.val_limit)  # a bad file stops the command before it writes
@@ -78,7 +105,8 @@ def _train(args: argparse.Namespace) -> int:
         save_json(cfg, out / "train_config.json")
     try:
         for ev in train_mean_teacher(args.data, args.val, args.model, out, cfg, seg_cfg, args.labeled_fraction,
-                                     args.labeled, args.device, args.resume, args.max_steps, args.val_limit, args.init):
+                                     args.labeled, args.device, args.resume, args.max_steps, args.val_limit, args.init,
+                                     init_unet=args.init_unet):
             if rank == 0 and args.progress_json:
                 line = event_to_json(ev)
                 if line:

@@ -86,10 +86,16 @@ class PairTransform:
         )
 
     def __call__(self, image, mask, text, generator: torch.Generator | None = None):
+        return self.apply(image, mask, text, generator)[:3]
+
+    def apply(self, image, mask, text, generator: torch.Generator | None = None):
+        """Like calling the transform, plus the flips it made: (image, mask, text, (hflip, vflip))."""
         g = generator
-        if _uniform(0, 1, g) < self.hflip_p:
+        hflip = _uniform(0, 1, g) < self.hflip_p
+        if hflip:
             image, mask, text = image.flip(-1), _flip(mask, -1), flip_text_horizontal(text)
-        if _uniform(0, 1, g) < self.vflip_p:
+        vflip = _uniform(0, 1, g) < self.vflip_p
+        if vflip:
             image, mask, text = image.flip(-2), _flip(mask, -2), flip_text_vertical(text)
         angle = _uniform(-self.rotate_deg, self.rotate_deg, g)
         scale = _uniform(*self.crop_scale, g)
@@ -97,7 +103,7 @@ class PairTransform:
         if not is_positional(text) and (angle != 0.0 or scale != 1.0):
             image, mask = _affine(image, mask, _crop_rotate_theta(angle, scale, shift))
         image = self._intensity(image, g)
-        return image, mask, text
+        return image, mask, text, (hflip, vflip)
 
     def _intensity(self, image: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
         """Brightness/contrast/gamma jitter and Gaussian noise (image only), kept in [0, 1]."""

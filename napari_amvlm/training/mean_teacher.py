@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -42,6 +43,7 @@ from ..model.hub import load_model, load_stage2, read_segmenter, save_segmenter
 from ..model.segmenter import TextGuidedSegmenter
 from .checkpoint import RESUME_NAME, load_resume, save_resume
 from .ema import EMATeacher
+from .frozen_cache import FrozenEmbeddings
 from .events import CheckpointEvent, DoneEvent, MetricsEvent, StartEvent, StepEvent
 from .ramps import sigmoid_rampup
 
@@ -91,22 +93,25 @@ def _lr_factor(step: int, steps_per_epoch: int, cfg: MeanTeacherConfig, progress
         t = min(max(progress, 0.0), 1.0)
     else:
         t = (step / steps_per_epoch) % cfg.restart_epochs / cfg.restart_epochs
-    floor = cfg.lr_floor / cfg.lr
+    floor = cfg.lr_floor / cfg.lr if cfg.lr > 0 else 1.0
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
 
 def _load(ds, ids, transform, g, device):
-    items = []
+    """(images, masks, sentences, keys): keys = (dataset index, (hflip, vflip)) name each image's content."""
+    items, keys = [], []
     for i in ids:
         it = ds[i]
-        it["image"], it["mask"], it["text"] = transform(it["image"], it["mask"], it["text"], generator=g)
+        it["image"], it["mask"], it["text"], flipped = transform.apply(it["image"], it["mask"], it["text"], g)
         items.append(it)
+        keys.append((i, flipped))
     b = collate(items)
-    return b["image"].to(device).contiguous(memory_format=torch.channels_last), b["mask"].to(device), b["text"]
+    images = b["image"].to(device).contiguous(memory_format=torch.channels_last)
+    return images, b["mask"].to(device), b["text"], keys
 
 
-def _losses(seg, trainable, teacher, images, masks, texts, n_lab, step, steps_per_epoch, cfg, g):
-    tokens, grid, sentence = seg.frozen_embeddings(images, texts) if seg.textmask is not None else (None, None, None)
+def _losses(seg, trainable, teacher, frozen, images, masks, texts, keys, n_lab, step, steps_per_epoch, cfg, g):
+    tokens, grid, sentence = frozen(images, keys, texts) if seg.textmask is not None else (None, None, None)
     student_view = photometric_view(images, generator=g, strength=cfg.perturb_strength)
     logits, tm = trainable(student_view, tokens, grid, sentence, texts)
     sup = segmentation_loss(logits[:n_lab], masks[:n_lab], bce=cfg.bce)
@@ -141,11 +146,16 @@ def unlabeled_weight(step: int, steps_per_epoch: int, cfg: MeanTeacherConfig) ->
     return sigmoid_rampup(step - start, cfg.rampup_epochs * steps_per_epoch)
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 def _check_config(cfg: MeanTeacherConfig) -> None:
     if cfg.lr_schedule not in ("restarts", "cosine"):
         raise ValueError(f"lr_schedule must be 'restarts' or 'cosine', not {cfg.lr_schedule!r}")
     if cfg.keep not in ("best", "last"):
         raise ValueError(f"keep must be 'best' or 'last', not {cfg.keep!r}")
+    if cfg.budget_clock not in CLOCKS:
+        raise ValueError(f"budget_clock must be 'wall' or 'cpu', not {cfg.budget_clock!r}")
     if cfg.time_budget_s < 0 or cfg.warmup_epochs < 0:
         raise ValueError("time_budget_s and warmup_epochs must be >= 0")
 
@@ -154,11 +164,14 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
                        cfg: MeanTeacherConfig | None = None, seg_cfg: SegmenterConfig | None = None,
                        labeled_fraction: float | None = None, labeled_names: Sequence[str] | None = None,
                        device: str = "auto", resume: bool = False, max_steps: int | None = None,
-                       val_limit: int | None = None, init: str | Path | None = None) -> Iterator[object]:
+                       val_limit: int | None = None, init: str | Path | None = None,
+                       init_unet: str | Path | None = None) -> Iterator[object]:
     """Train the segmenter over a pre-trained AMVLM folder ``model``; write the best teacher to ``out``.
 
     ``init``: a model folder with a trained segmenter to continue from (its settings replace ``seg_cfg``; the
     student and the teacher both start from its weights), as the plugin does for each new round.
+    ``init_unet``: a model folder whose U-Net (settings and weights) the student and the teacher start from, with
+    a new text-mask generator (e.g. a supervised-only run continued with unlabeled images and text).
     """
     cfg = cfg or MeanTeacherConfig()
     _check_config(cfg)
@@ -166,6 +179,11 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
     if init is not None:
         seg_cfg, init_state = read_segmenter(init)
     seg_cfg = seg_cfg or SegmenterConfig()
+    unet_state = None
+    if init_unet is not None:
+        src_cfg, src_state = read_segmenter(init_unet)
+        seg_cfg = replace(seg_cfg, unet=src_cfg.unet)
+        unet_state = {k[len("unet."):]: v for k, v in src_state.items() if k.startswith("unet.")}
     rank, world = _rank_world()
     dev = resolve_device(device)
     if cfg.num_threads:
@@ -185,6 +203,8 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
     seg = TextGuidedSegmenter(amvlm, seg_cfg)
     if init_state is not None:
         load_stage2(seg, init_state, str(init))
+    if unet_state is not None:
+        seg.unet.load_state_dict(unet_state)
     seg = seg.to(dev)
     seg.unet.to(memory_format=torch.channels_last)  # ~1.4x faster U-Net steps on CPU (measured), and on GPUs
     teacher = EMATeacher(seg.unet, alpha_max=cfg.ema_alpha)
@@ -196,7 +216,7 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
     steps_per_epoch = math.ceil(len(labeled) / cfg.labeled_batch)
     planned = steps_per_epoch * cfg.epochs
     total = planned if max_steps is None else min(planned, max_steps)
-    step, best, spent = 0, -1.0, 0.0
+    step, best, spent, clock = 0, -1.0, 0.0, CLOCKS[cfg.budget_clock]
     resume_path = out / RESUME_NAME
     if resume and resume_path.is_file():
         state, opt_state, meta = load_resume(resume_path)
@@ -204,11 +224,15 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
         teacher.module.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("teacher.")})
         opt.load_state_dict(opt_state)
         step, best, spent = int(meta["step"]), float(meta["best"]), float(meta.get("train_s", 0.0))
+    if cfg.time_budget_s and spent >= cfg.time_budget_s:
+        total = step  # a resumed run whose budget was already spent: nothing left to do
     ddp = trainable
     if world > 1:
         ddp = nn.parallel.DistributedDataParallel(trainable, device_ids=[dev.index] if dev.type == "cuda" else None)
-    transform = PairTransform(hflip_p=cfg.hflip_p, vflip_p=0.0, rotate_deg=0.0, crop_scale=(1.0, 1.0), jitter=0.0,
+    # flips only: the frozen embeddings of an image then take up to four values, which ``frozen`` computes once
+    transform = PairTransform(hflip_p=cfg.hflip_p, vflip_p=cfg.vflip_p, rotate_deg=0.0, crop_scale=(1.0, 1.0), jitter=0.0,
                               noise_std=0.0)
+    frozen = FrozenEmbeddings(seg)
     ds.preload(labeled + (unlabeled if cfg.unlabeled_batch else []))  # decode files before the clock starts
     yield StartEvent(total_steps=total, start_step=step, device=str(dev), n_samples=len(ds))
     t_start = time.perf_counter()
@@ -220,15 +244,16 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
         lab_ids, unl_ids = _batch_ids(labeled, unlabeled, cfg, step, steps_per_epoch)
         lab_ids, unl_ids = lab_ids[rank::world], unl_ids[rank::world]
         g = torch.Generator().manual_seed(cfg.seed * 7_919 + step * world + rank)
-        t0 = time.perf_counter()
-        images, masks, texts = _load(ds, lab_ids + unl_ids, transform, g, dev)
+        t0, c0 = time.perf_counter(), clock()
+        images, masks, texts, keys = _load(ds, lab_ids + unl_ids, transform, g, dev)
         progress = step / total
         if cfg.time_budget_s:
             progress = max(progress, spent / cfg.time_budget_s)
         for group in opt.param_groups:
             group["lr"] = group["base_lr"] * _lr_factor(step, steps_per_epoch, cfg, progress)
         with autocast(dev):
-            losses = _losses(seg, ddp, teacher, images, masks, texts, len(lab_ids), step, steps_per_epoch, cfg, g)
+            losses = _losses(seg, ddp, teacher, frozen, images, masks, texts, keys, len(lab_ids), step,
+                             steps_per_epoch, cfg, g)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         opt.step()
@@ -237,7 +262,7 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
                 dist.broadcast(b, 0)
         teacher.update(seg.unet, step)
         step += 1
-        spent += time.perf_counter() - t0
+        spent += clock() - c0
         if cfg.time_budget_s and _budget_spent(spent >= cfg.time_budget_s, world, dev):
             total = step  # the budget is spent: this step is the last one (validated and written below)
         yield StepEvent(step=step, total_steps=total, epoch=(step - 1) // steps_per_epoch + 1,
@@ -277,7 +302,8 @@ def _end_of_epoch(view, val_ds, seg_cfg, cfg, out, step, best, spent, dev, train
     if val_ds is not None:
         res = evaluate(view, val_ds, mode="fused" if seg_cfg.use_text else "segmenter", device=dev)
         metric = res.mean_dice
-        yield MetricsEvent(step=step, metrics={"val_dice": res.mean_dice, "val_miou": res.mean_iou})
+        yield MetricsEvent(step=step, metrics={"val_dice": res.mean_dice, "val_miou": res.mean_iou,
+                                               "train_s": spent})
     if val_ds is None or metric > best or cfg.keep == "last":
         best = max(metric, best) if val_ds is not None else best
         save_segmenter(view, out, metadata={"step": str(step), "val_dice": f"{metric:.4f}"}, amvlm_source=amvlm_dir)

@@ -138,3 +138,21 @@ def test_photometric_view_rejects_unscaled_input():
         photometric_view(torch.rand(2, 3, 8, 8) * 255)
     with pytest.raises(TypeError, match="float"):
         photometric_view(torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
+
+
+def test_apply_reports_the_flips_it_made():
+    """apply() returns which flips happened (the stage-2 embedding cache keys on them), consistent with the
+    image and the rewritten sentence."""
+    image = torch.rand(3, 8, 8)
+    mask = (torch.rand(1, 8, 8) > 0.5).float()
+    seen = set()
+    for seed in range(16):
+        t = PairTransform(hflip_p=0.5, vflip_p=0.5, rotate_deg=0.0, crop_scale=(1.0, 1.0), jitter=0.0,
+                          noise_std=0.0)
+        out, m, text, (h, v) = t.apply(image, mask, "upper left lung", torch.Generator().manual_seed(seed))
+        expect = image.flip(-1) if h else image
+        expect = expect.flip(-2) if v else expect
+        assert torch.equal(out, expect)
+        assert text == f"{'lower' if v else 'upper'} {'right' if h else 'left'} lung"
+        seen.add((h, v))
+    assert seen == {(False, False), (False, True), (True, False), (True, True)}

@@ -155,3 +155,68 @@ def test_labeled_image_without_mask_is_named(tiny_amvlm_dir, tiny_seg_cfg, tmp_p
         list(mt.train_mean_teacher(data, None, tiny_amvlm_dir, out, _cfg(), tiny_seg_cfg, labeled_names=[name],
                                    device="cpu", max_steps=1))
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_init_unet_starts_student_and_teacher_from_another_run(tiny_amvlm_dir, tiny_seg_cfg, tmp_path):
+    """--init-unet: a supervised-only run's U-Net (its settings too) starts a text-guided run; the text-mask
+    generator is new."""
+    from dataclasses import replace
+
+    from napari_amvlm.config import UNetConfig
+
+    sup_cfg = replace(tiny_seg_cfg, use_text=False, unet=UNetConfig(base=4, levels=2, downsample=2))
+    list(mt.train_mean_teacher(QATA, None, tiny_amvlm_dir, tmp_path / "sup", _cfg(unlabeled_batch=0), sup_cfg,
+                               labeled_fraction=0.4, device="cpu", max_steps=2))
+    source = load_segmenter(tmp_path / "sup").unet.state_dict()
+    events = mt.train_mean_teacher(QATA, None, tiny_amvlm_dir, tmp_path / "mt", _cfg(lr=0.0, lr_floor=0.0),
+                                   tiny_seg_cfg, labeled_fraction=0.4, device="cpu", max_steps=1, init_unet=tmp_path / "sup")
+    done = [e for e in events if isinstance(e, DoneEvent)][0]
+    seg = load_segmenter(tmp_path / "mt")
+    assert seg.cfg.unet == sup_cfg.unet and seg.textmask is not None
+    for k, v in source.items():  # lr 0: the weights are exactly the source's, in the student and the teacher
+        if k.endswith(("weight", "bias")):
+            assert torch.equal(done.state["student.unet." + k], v) and torch.equal(done.state["teacher." + k], v), k
+
+
+def test_time_budget_stops_validates_and_writes_the_last_model(tiny_amvlm_dir, tiny_seg_cfg, tmp_path):
+    tiny_seg_cfg.use_text = False
+    cfg = _cfg(epochs=50, time_budget_s=1e-9, budget_clock="cpu", keep="last")
+    events = list(mt.train_mean_teacher(QATA, QATA, tiny_amvlm_dir, tmp_path / "b", cfg, tiny_seg_cfg,
+                                        labeled_fraction=0.4, device="cpu", val_limit=2))
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    metrics = [e for e in events if isinstance(e, MetricsEvent)]
+    assert len(steps) == 1 and steps[-1].total_steps == 1  # 100 steps were planned; the budget ended the run
+    assert len(metrics) == 1 and metrics[0].metrics["train_s"] > 0
+    assert any(isinstance(e, CheckpointEvent) and e.kind == "model" for e in events)
+    with pytest.raises(ValueError, match="budget_clock"):
+        list(mt.train_mean_teacher(QATA, None, tiny_amvlm_dir, tmp_path / "c", _cfg(budget_clock="gpu"),
+                                   tiny_seg_cfg, labeled_fraction=0.4, device="cpu", max_steps=1))
+
+
+def test_unlabeled_weight_waits_for_the_warmup_then_ramps_up():
+    cfg = _cfg(warmup_epochs=2.0, rampup_epochs=1.0, consistency_weight=1.0)
+    assert mt.unlabeled_weight(0, 10, cfg) == 0.0 and mt.unlabeled_weight(19, 10, cfg) == 0.0
+    assert mt.unlabeled_weight(20, 10, cfg) == pytest.approx(torch.exp(torch.tensor(-5.0)).item(), rel=1e-5)
+    assert mt.unlabeled_weight(30, 10, cfg) == 1.0 and mt.unlabeled_weight(25, 10, cfg) < 1.0
+
+
+def test_short_training_lowers_the_loss_and_raises_dice_on_real_images(tiny_amvlm_dir, tmp_path):
+    """Supervised training on the ten real QaTa samples (32 px, a small U-Net): the loss falls and the Dice of the
+    trained U-Net on those images rises well above the untrained one's."""
+    from napari_amvlm.config import SegmenterConfig, UNetConfig
+    from napari_amvlm.evaluation import evaluate
+
+    seg_cfg = SegmenterConfig(use_text=False, unet=UNetConfig(base=8, levels=3))
+    cfg = _cfg(epochs=60, labeled_batch=5, unlabeled_batch=0, lr=3e-3, lr_floor=3e-4, lr_schedule="cosine",
+               bce="plain")
+    torch.manual_seed(0)
+    from napari_amvlm.model.hub import load_model
+    from napari_amvlm.model.segmenter import TextGuidedSegmenter
+
+    before = evaluate(TextGuidedSegmenter(load_model(tiny_amvlm_dir), seg_cfg), QATA, mode="segmenter").mean_dice
+    events = list(mt.train_mean_teacher(QATA, None, tiny_amvlm_dir, tmp_path / "fit", cfg, seg_cfg,
+                                        labeled_fraction=1.0, device="cpu"))
+    losses = [e.losses["loss"] for e in events if isinstance(e, StepEvent)]
+    after = evaluate(load_segmenter(tmp_path / "fit"), QATA, mode="segmenter").mean_dice
+    assert len(losses) == 120 and sum(losses[-10:]) / 10 < 0.7 * sum(losses[:10]) / 10
+    assert after > before + 20.0, (before, after)
