@@ -1,7 +1,7 @@
 """Background work of the AMVLM widget: short tasks on a worker thread, training rounds in a child process.
 
-**Tasks** (:class:`Jobs`): each widget owns one queue, run in submission order by one plain Python thread at a
-time, so a task that writes to the project (a correction) is stored before any task submitted after it (the
+**Tasks** (:class:`Jobs`): each widget owns one queue, run in submission order by its worker thread (one plain
+Python thread, started by the first task and ended when the widget closes), so a task that writes to the project (a correction) is stored before any task submitted after it (the
 export of a Retrain round) reads the project. Results and errors go back to the GUI thread through one relay
 object that lives as long as the process, never through an object that could be deleted while a task still
 runs, and an error raised on the worker thread stays a Python exception: it cannot abort the process the way
@@ -100,7 +100,8 @@ class Jobs:
         self._report = report
         self._cond = threading.Condition()
         self._queue: deque[_Task] = deque()
-        self._thread: threading.Thread | None = None
+        self._running: _Task | None = None
+        self._thread: threading.Thread | None = None  # started by the first task, then waits for the next one
 
     def submit(self, fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None],
                on_error: Callable[[BaseException], None] | None = None, what: str = "Background task",
@@ -112,49 +113,64 @@ class Jobs:
             if self.closed:
                 return False
             self._queue.append(_Task(fn, args, on_done, on_error, what, cancellable))
-            if self._thread is None:
+            if self._thread is None:  # once (starting a thread makes the caller wait for it, on a busy machine
+                # long enough to be felt: later tasks only wake it)
                 self._thread = threading.Thread(target=self._work, name="amvlm-worker", daemon=True)
                 _ACTIVE.add(self)
                 self._thread.start()
+            self._cond.notify_all()
         return True
 
     @property
     def idle(self) -> bool:
         """No task is queued or running."""
         with self._cond:
-            return self._thread is None
+            return self._idle()
+
+    def _idle(self) -> bool:
+        return not self._queue and self._running is None
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until every queued task has run (their callbacks run later, on the GUI thread); False on
         timeout."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._thread is None, timeout)
+            return self._cond.wait_for(self._idle, timeout)
 
     def shutdown(self, timeout: float | None = None) -> bool:
-        """The owner is closing: cancel what can be cancelled, wait for the rest, run no more callbacks.
-        Returns False if a task was still running after ``timeout`` seconds."""
+        """The owner is closing: cancel what can be cancelled, wait for the rest and for the worker thread to
+        end, run no more callbacks. Returns False if the thread was still running after ``timeout`` seconds."""
         self.stop.set()
         with self._cond:
             self.closed = True
-        return self.wait_idle(timeout)
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return thread is None
+        thread.join(timeout)
+        return not thread.is_alive()
 
     def _work(self) -> None:
         while True:
             with self._cond:
-                if not self._queue:
+                self._running = None
+                self._cond.notify_all()
+                self._cond.wait_for(lambda: self._queue or self.closed)
+                if not self._queue:  # closed, and nothing left to do
                     self._thread = None
                     _ACTIVE.discard(self)
-                    self._cond.notify_all()
                     return
-                task = self._queue.popleft()
-            try:
-                if task.cancellable and self.stop.is_set():
-                    raise Cancelled("stopped on request")
-                result = task.fn(*task.args)
-            except Exception as err:  # every error is reported, on the GUI thread
-                self._send(task, task.on_error, err)
-            else:
-                self._send(task, task.on_done, result)
+                self._running = self._queue.popleft()
+            self._run(self._running)  # (in a frame of its own: nothing of the task stays referenced here)
+
+    def _run(self, task: _Task) -> None:
+        try:
+            if task.cancellable and self.stop.is_set():
+                raise Cancelled("stopped on request")
+            result = task.fn(*task.args)
+        except Exception as err:  # every error is reported, on the GUI thread
+            self._send(task, task.on_error, err)
+        else:
+            self._send(task, task.on_done, result)
 
     def _send(self, task: _Task, callback: Callable[[Any], None] | None, value: Any) -> None:
         if self.closed:
@@ -183,15 +199,15 @@ class Jobs:
                 log.exception("%s failed", what)
 
 
-_ACTIVE: set[Jobs] = set()  # queues with a running worker thread
+_ACTIVE: set[Jobs] = set()  # queues whose worker thread is alive
 
 
 def _finish_at_exit() -> None:
     """Cancel and wait for every queue before the interpreter's thread pools shut down."""
     for jobs in list(_ACTIVE):
-        jobs.shutdown(timeout=0)
+        jobs.shutdown(timeout=0)  # every queue stops taking work and cancels what it can...
     for jobs in list(_ACTIVE):
-        if not jobs.wait_idle(EXIT_WAIT_S):
+        if not jobs.shutdown(timeout=EXIT_WAIT_S):  # ...then each one is waited for
             log.error("a background task of napari-amvlm was still running at exit")
 
 

@@ -98,13 +98,14 @@ class AMVLMWidget(QWidget, ProjectActions):
     def _show_progress(self, step: int, total: int, text: str) -> None:
         bar = self.ui.progress
         if step < 0:
-            bar.setVisible(False)
+            bar.setEnabled(False)  # blank (see Form)
+            bar.setToolTip("")
             return
         bar.setRange(0, max(total, 1))  # never (0, 0): Qt's busy animation would repaint the window non-stop
         bar.setValue(max(step, 0))
         bar.setFormat(text.removeprefix("AMVLM "))
         bar.setToolTip(text)
-        bar.setVisible(True)
+        bar.setEnabled(True)
 
     def say(self, text: str, warn: bool = False) -> None:
         """Show a message in the dock's status line; warnings also as a napari notification. (Routine messages

@@ -34,6 +34,7 @@ def test_tasks_run_in_order_off_the_gui_thread_and_report_on_it(qtbot):
     assert all(g[2] != gui for g in got if g[0] == "ran")  # on the worker thread
     assert [g[1:] for g in got if g[0] == "done"] == [(2 * x, gui) for x in range(5)]  # callbacks on the GUI's
     assert jobs.wait_idle(5) and jobs.idle and not reported
+    assert jobs.shutdown(5) and jobs._thread is None  # the worker thread ends with its owner
 
 
 def test_errors_reach_their_callback_or_the_report_never_qt(qtbot, caplog):
@@ -62,6 +63,7 @@ def test_errors_reach_their_callback_or_the_report_never_qt(qtbot, caplog):
     assert error_message("Segmentation", ValueError("no such file x.png")) == \
         "Segmentation failed: no such file x.png"
     assert error_message("Segmentation", Cancelled()) == "Segmentation cancelled."
+    jobs.shutdown(5)
 
 
 def test_shutdown_cancels_what_can_be_and_waits_for_the_rest(qtbot):
