@@ -1,8 +1,9 @@
 """Background work of the AMVLM widget: short tasks on a worker thread, training rounds in a child process.
 
 **Tasks** (:class:`Jobs`): each widget owns one queue, run in submission order by its worker thread (one plain
-Python thread, started by the first task and ended when the widget closes), so a task that writes to the project (a correction) is stored before any task submitted after it (the
-export of a Retrain round) reads the project. Results and errors go back to the GUI thread through one relay
+Python thread, started by the first task and ended when the widget closes), so a task that writes to the
+project (a correction) is stored before any task submitted after it (the export of a Retrain round) reads the
+project. Results and errors go back to the GUI thread through one relay
 object that lives as long as the process, never through an object that could be deleted while a task still
 runs, and an error raised on the worker thread stays a Python exception: it cannot abort the process the way
 an exception escaping a Qt thread-pool runnable does. When the viewer closes, :meth:`Jobs.shutdown` cancels the
