@@ -94,8 +94,12 @@ class Form:
         self.retrain = QPushButton("Retrain")
         self.cancel = QPushButton("Cancel")
         self.cancel.setEnabled(False)
-        self.progress = QProgressBar()  # a round's steps; hidden between rounds
-        self.progress.setVisible(False)
+        self.progress = QProgressBar()  # a round's steps; blank (disabled) between rounds
+        # never hidden: showing a widget relayouts the dock and repaints the whole window at once, canvas included
+        # (tens of ms, more on a busy machine); a disabled bar is drawn as empty space instead
+        self.progress.setStyleSheet("QProgressBar:disabled { border: none; background: transparent; color: "
+                                    "transparent; } QProgressBar::chunk:disabled { background: transparent; }")
+        self.progress.setEnabled(False)
         self.progress.setTextVisible(True)
         box = QGroupBox("Training")
         form = QFormLayout(box)

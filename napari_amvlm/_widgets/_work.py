@@ -1,24 +1,28 @@
-"""What the widget's worker threads run: load a model, segment planes, score images by uncertainty.
+"""What the widget's worker thread runs: load a model, segment planes, score images by uncertainty, store
+human labels.
 
-Plain functions over the engine (no Qt), so they can run on any thread and be tested directly.
+Plain functions over the engine (no Qt), so they can run on any thread and be tested directly. The long ones
+take the widget's ``stop`` event and end with :class:`~napari_amvlm._cancel.Cancelled` between planes once it is
+set (the viewer or the project is closing).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from .._cancel import check
 from ..device import resolve_device
 from ..inference import Segmenter
 from ..model.hub import SEG_WEIGHTS_NAME, load_segmenter
 from ..project import Project
 from ..project.files import sha256_file
 from ..training.round_data import warm_up_export
-from ._layers import Index, PlanePrediction, SegmentResult
+from ._layers import PlanePrediction, Planes, SegmentResult
 
 
 @dataclass
@@ -55,18 +59,27 @@ def from_round(result, device: str) -> LoadedModel:
     return LoadedModel(result.folder, Segmenter(result.segmenter, dev), result.model_sha, str(dev), result.index)
 
 
-def predict_planes(model: LoadedModel, project: Project, planes: list[Any], known: list[str | None],
-                   names: list[str], rgb: bool, indices: list[Index], image: str, prompt: str) -> SegmentResult:
-    """Segment each plane for ``prompt``: add the planes the project lacks (``known`` id None, named ``names``),
-    store each mask as the image's prediction, and return the result. ``planes`` may be lazy (dask, zarr): they
-    are read here, on the worker thread."""
+def _stored(project: Project, planes: Planes, k: int, pixels: np.ndarray | None = None) -> str:
+    """The project id of plane ``k``, adding the plane to the project when it lacks it (``pixels``: the plane,
+    already read)."""
+    if planes.known[k]:
+        return planes.known[k]
+    pixels = planes.read(k) if pixels is None else pixels
+    return project.add_image(pixels, name=planes.names[k], rgb=planes.rgb)[0]
+
+
+def predict_planes(model: LoadedModel, project: Project, planes: Planes, image: str, prompt: str,
+                   stop: threading.Event | None = None) -> SegmentResult:  # fmt: skip
+    """Segment each plane for ``prompt``: add the planes the project lacks, store each mask as the image's
+    prediction, and return the result. Lazy planes (dask, zarr) are read here, on the worker thread."""
     t0 = time.perf_counter()
     hits = model.segmenter.cache_hits
     project.add_model(model.weights, name=model.folder.name)
     out = []
-    for lazy, image_id, name, index in zip(planes, known, names, indices):
-        plane = np.asarray(lazy)
-        image_id = image_id or project.add_image(plane, name=name, rgb=rgb)[0]
+    for k, index in enumerate(planes.indices):
+        check(stop)
+        plane = planes.read(k)
+        image_id = _stored(project, planes, k, plane)
         pred = model.segmenter.predict(plane, prompt)
         project.write_prediction(image_id, pred.mask, model=model.sha, prompt=prompt, round=model.round)
         out.append(PlanePrediction(index, image_id, pred.mask, pred.uncertainty))
@@ -75,10 +88,12 @@ def predict_planes(model: LoadedModel, project: Project, planes: list[Any], know
     return SegmentResult(image, prompt, out, provenance, model.segmenter.cache_hits - hits)
 
 
-def score_images(model: LoadedModel, project: Project, ids: list[str], default_prompt: str) -> dict[str, float]:
+def score_images(model: LoadedModel, project: Project, ids: list[str], default_prompt: str,
+                 stop: threading.Event | None = None) -> dict[str, float]:  # fmt: skip
     """Mean uncertainty of each image under its latest prompt (``default_prompt`` when it has none)."""
     scores = {}
     for image_id in ids:
+        check(stop)
         prompts = project.prompts(image_id)
         prompt = prompts[-1].text if prompts else default_prompt
         if not prompt.strip():
@@ -86,3 +101,14 @@ def score_images(model: LoadedModel, project: Project, ids: list[str], default_p
         pred = model.segmenter.predict(np.asarray(project.read_image(image_id)[...]), prompt)
         scores[image_id] = float(pred.uncertainty.mean())
     return scores
+
+
+def mark_planes(project: Project, planes: Planes, masks: list[np.ndarray], author: str, note: str) -> list[str]:
+    """Store ``masks`` as the human labels of the planes, written by ``author``, in one commit (the planes the
+    project lacks are added first). Returns the image ids. Never cancelled: a correction the user marked is
+    always stored (a failure leaves the project unchanged)."""
+    with project.transaction():
+        ids = [_stored(project, planes, k) for k in range(len(planes.indices))]
+        for image_id, mask in zip(ids, masks):
+            project.mark_corrected(image_id, mask, author=author, note=note)
+    return ids

@@ -100,6 +100,7 @@ def _train(args: argparse.Namespace) -> int:
                               unet=UNetConfig(base=args.base, levels=args.levels, downsample=args.downsample))
     out = Path(args.out)
     if rank == 0:
+        _check_inputs(args.data, args.val, args.val_limit)  # a bad file stops the command before it writes
         out.mkdir(parents=True, exist_ok=True)
         save_json(cfg, out / "train_config.json")
     try:
@@ -118,6 +119,14 @@ def _train(args: argparse.Namespace) -> int:
         if dist.is_initialized():
             dist.destroy_process_group()
     return 0
+
+
+def _check_inputs(data: list[str], val: str | None, val_limit: int | None) -> None:
+    from ..data.dataset import check_files
+
+    check_files(data)
+    if val:
+        check_files(val, require_masks=True, limit=val_limit)
 
 
 def _evaluate_parser(sub) -> None:

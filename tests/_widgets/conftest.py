@@ -21,19 +21,6 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
-def tiny_seg_dir(tiny_cfg, tiny_seg_cfg, tmp_path):
-    """A tiny model folder in the trained format (AMVLM + segmenter), random weights: loads in a second."""
-    import torch
-
-    from napari_amvlm.model.amvlm import AMVLM
-    from napari_amvlm.model.hub import save_segmenter
-    from napari_amvlm.model.segmenter import TextGuidedSegmenter
-
-    torch.manual_seed(0)
-    return save_segmenter(TextGuidedSegmenter(AMVLM(tiny_cfg).eval(), tiny_seg_cfg), tmp_path / "tiny-seg")
-
-
-@pytest.fixture
 def docked(make_napari_viewer, qtbot, tiny_seg_dir, tmp_path, monkeypatch):
     """(viewer, widget): the AMVLM widget docked in a viewer, with the tiny model loaded. Unsaved projects
     go to the test's own temporary folder."""
