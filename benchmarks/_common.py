@@ -199,6 +199,33 @@ def write_training_csv(items: list[Item], path: Path) -> Path:
     return path
 
 
+# ----------------------------------------------------------------------------------------------- load
+_BUSY = """
+import numpy as np
+a = np.random.default_rng(0).random((384, 384))
+while True:
+    a = np.tanh(a @ a)  # BLAS on every core, the way a training run keeps them busy
+"""
+
+
+@contextmanager
+def cpu_load(enabled: bool = True) -> Iterator[int | None]:
+    """A CPU-bound process beside the caller for the ``with`` block (its pid; None when not ``enabled``): a
+    matrix-product loop on every core, at the caller's own priority (a user's other work, not a niced one)."""
+    if not enabled:
+        yield None
+        return
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", _BUSY], stdin=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)  # let it reach full speed
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 # --------------------------------------------------------------------------------------------- memory
 def rss_mb(pid: int) -> float | None:
     """Current resident memory of a process in MB (psutil when installed, else /proc)."""

@@ -37,15 +37,18 @@ GOALS = [
     ("train_img_per_s", "training throughput, CPU (engine loop, median over steps)", None, None, "img/s"),
     ("train_img_per_s_gpu", "training throughput, GPU (when one is present)", None, None, "img/s"),
     ("ui_max_stall_ms", "largest event-loop gap in a real viewer while a round runs", "≤", 50, "ms"),
+    ("ui_max_stall_ms_loaded", "the same, beside a CPU-bound process on every core (`ui_round.py --load`)", "≤",
+     100, "ms"),
     ("peak_rss_mb", "peak resident memory of viewer + training process", "≤", 4000, "MB"),
 ]
 BEGIN, END = "<!-- results:begin (written by benchmarks/run_all.py) -->", "<!-- results:end -->"
 
 
-def _ui(model: Path, quick: bool, rounds: int | None, out: Path) -> tuple[dict | None, str | None]:
+def _ui(model: Path, quick: bool, rounds: int | None, out: Path, load: bool = False
+        ) -> tuple[dict | None, str | None]:  # fmt: skip
     """Run ui_round.py in a child process (under xvfb-run when there is no display)."""
     cmd = [sys.executable, str(HERE / "ui_round.py"), "--model", str(model), "--json", str(out)]
-    cmd += ["--quick"] * quick + (["--rounds", str(rounds)] if rounds else [])
+    cmd += ["--quick"] * quick + (["--rounds", str(rounds)] if rounds else []) + ["--load"] * load
     if not os.environ.get("DISPLAY"):
         if not shutil.which("xvfb-run"):
             return None, "no X server and no xvfb-run: the viewer benchmarks were skipped"
@@ -89,6 +92,9 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     ui, why = (None, "skipped (--skip-ui)") if args.skip_ui else _ui(model, q, args.rounds, work / "ui.json")
     if why:
         warnings.append(why)
+    loaded, why = (None, None) if args.skip_ui else _ui(model, q, args.rounds, work / "ui_load.json", load=True)
+    if why:
+        warnings.append(f"with --load: {why}")
 
     figures = {"cold_s": prompt["cold_s"], "warm_s": prompt["warm_s"], "sam_vitb_embed_s": sam["sam_vitb_embed_s"],
                "train_img_per_s": train["cpu"]["engine"]["img_per_s"]}
@@ -102,6 +108,8 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         figures["ui_max_stall_ms"] = ui["ui_max_stall_ms"]
         figures["peak_rss_mb"] = {"median": ui["peak_rss_mb"], "min": None, "max": None,
                                   "n": len(ui["rounds"]), "note": "viewer peak + training-process peak"}
+    if loaded:
+        figures["ui_max_stall_ms_loaded"] = loaded["ui_max_stall_ms"]
     out = {k: figures[k]["median"] if k in figures else None for k, *_ in GOALS}
     if "train_img_per_s_gpu" not in figures:
         out.pop("train_img_per_s_gpu")
@@ -113,7 +121,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         "command": "python benchmarks/run_all.py " + " ".join(sys.argv[1:]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": _git_commit(), "machine": info, "warnings": warnings,
-        "details": {"prompt": prompt, "sam": sam, "train": train, "ui": ui},
+        "details": {"prompt": prompt, "sam": sam, "train": train, "ui": ui, "ui_loaded": loaded},
     }
 
 
@@ -181,14 +189,9 @@ def markdown_block(res: dict) -> str:
                    f"{_fmt(ui['round_img_per_s']['median'])} img/s. Peak memory: viewer {ui['viewer_peak_rss_mb']} "
                    f"MB + training process {ui['training_peak_rss_mb']} MB (sampled simultaneous peak "
                    f"{ui['sampled_simultaneous_peak_mb']} MB)."), ""]
-        rounds = ui["rounds"]
-        lines += [("Largest event-loop gap of each phase (a gap counts in the phase where the viewer got control "
-                   "back):"), "",
-                  "| round phase | wall s (round 1) | " + " | ".join(f"gap ms (round {k})"
-                                                                    for k in range(1, len(rounds) + 1)) + " |",
-                  "|---|---|" + "---|" * len(rounds)]
-        lines += [f"| {k} | {v['wall_s']} | " + " | ".join(str(rr["phases"][k]["max_gap_ms"]) for rr in rounds) + " |"
-                  for k, v in r["phases"].items()]
+        lines += _phase_table(ui["rounds"], "")
+    if res["details"].get("ui_loaded"):
+        lines += ["", *_phase_table(res["details"]["ui_loaded"]["rounds"], ", beside a CPU-bound process (`--load`)")]
     lines += ["", "### Machine", "", "| | |", "|---|---|"]
     for key, label in (("cpu_model", "CPU"), ("cores", "cores (logical)"), ("cores_usable", "cores usable"),
                        ("memory_gb", "memory (GB)"), ("cuda", "GPU"), ("os", "OS"), ("python", "Python"),
@@ -197,6 +200,17 @@ def markdown_block(res: dict) -> str:
                        ("load_avg_1m_at_start", "1-min load average before the run")):
         lines.append(f"| {label} | {_fmt(m.get(key))} |")
     return "\n".join(lines + ["", END])
+
+
+def _phase_table(rounds: list[dict], when: str) -> list[str]:
+    """Markdown lines: the largest event-loop gap of each phase of each round, and round 1's wall times."""
+    lines = [(f"Largest event-loop gap of each phase{when} (a gap counts in the phase where the viewer got "
+              "control back):"), "",
+             "| round phase | wall s (round 1) | " + " | ".join(f"gap ms (round {k})"
+                                                               for k in range(1, len(rounds) + 1)) + " |",
+             "|---|---|" + "---|" * len(rounds)]
+    return lines + [f"| {k} | {v['wall_s']} | " + " | ".join(str(rr["phases"][k]["max_gap_ms"]) for rr in rounds)
+                    + " |" for k, v in rounds[0]["phases"].items()]
 
 
 def write_markdown(path: Path, res: dict) -> None:

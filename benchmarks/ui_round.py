@@ -12,9 +12,13 @@ use and the prompt has been re-run with them. Per round it records:
   high-water mark, so the sum bounds their simultaneous use from above; the sampled simultaneous peak is
   reported too).
 
+``--load`` runs the rounds beside a CPU-bound process (a matrix-product loop on every core at the viewer's own
+priority, standing in for a user's other work, e.g. another training run), from before the first round until
+after the last; ``load`` in the JSON says which it was.
+
 Needs an X server::
 
-    xvfb-run -a .venv/bin/python benchmarks/ui_round.py [--quick] [--rounds 3] [--json out.json]
+    xvfb-run -a .venv/bin/python benchmarks/ui_round.py [--quick] [--rounds 3] [--load] [--json out.json]
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     benchmark_model,
     children_peak_rss_mb,
+    cpu_load,
     hwm_mb,
     print_table,
     qata_items,
@@ -172,8 +177,9 @@ def one_round(app, w, log: TickLog, timeout: float) -> dict:
 
 
 def measure(model_dir: Path, n_labeled: int = 32, n_unlabeled: int = 200, rounds: int = 3,
-            epochs: int | None = None, interval_ms: int = 10, timeout: float = 3600) -> dict:
-    """Run ``rounds`` rounds in one viewer; ``epochs`` None keeps the widget's default."""
+            epochs: int | None = None, interval_ms: int = 10, timeout: float = 3600, load: bool = False) -> dict:
+    """Run ``rounds`` rounds in one viewer; ``epochs`` None keeps the widget's default; ``load``: beside a
+    CPU-bound process."""
     from qtpy.QtWidgets import QApplication
 
     from napari_amvlm._widgets.launch import open_viewer
@@ -197,7 +203,8 @@ def measure(model_dir: Path, n_labeled: int = 32, n_unlabeled: int = 200, rounds
     log = TickLog(interval_ms)
     log.timer.start()
     reaped_before = children_peak_rss_mb() or 0.0
-    results = [one_round(app, w, log, timeout) for _ in range(rounds)]
+    with cpu_load(load):
+        results = [one_round(app, w, log, timeout) for _ in range(rounds)]
     log.timer.stop()
     viewer_hwm = hwm_mb(os.getpid()) or 0.0
     viewer.close()
@@ -214,7 +221,7 @@ def measure(model_dir: Path, n_labeled: int = 32, n_unlabeled: int = 200, rounds
         "viewer_peak_rss_mb": round(viewer_hwm), "training_peak_rss_mb": round(child_peak),
         "sampled_simultaneous_peak_mb": round(max(r["sampled_sum_peak_mb"] for r in results)),
         "round_img_per_s": stats([r["round_img_per_s"] for r in results if r["round_img_per_s"]], 2),
-        "probe_interval_ms": interval_ms, "images": source, "rounds": results,
+        "probe_interval_ms": interval_ms, "images": source, "load": load, "rounds": results,
     }
 
 
@@ -232,16 +239,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="one short round on a few images (checks that it runs)")
     p.add_argument("--model", type=Path, help="model folder (default: the shipped one)")
     p.add_argument("--rounds", type=int, help="rounds to run (default 3, --quick 1)")
+    p.add_argument("--load", action="store_true", help="run the rounds beside a CPU-bound process on every core")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         raise SystemExit("no X server: run under `xvfb-run -a`")
     with benchmark_model(args.model, segmenter_folder_in_child) as (model, weights):
         if args.quick:
-            res = measure(model, 4, 8, args.rounds or 1, epochs=1, timeout=1200)
+            res = measure(model, 4, 8, args.rounds or 1, epochs=1, timeout=1200, load=args.load)
         else:
-            res = measure(model, 32, 200, args.rounds or 3)
+            res = measure(model, 32, 200, args.rounds or 3, load=args.load)
     res |= {"model": str(model), "segmenter_weights": weights}
+    print(("beside a CPU-bound process on every core (--load)" if args.load else "no load added")
+          + f"; 1-min load average at the end {os.getloadavg()[0]:.2f}")
     print_table(rows(res), ("figure", "median", "min", "max", "n"))
     for k, r in enumerate(res["rounds"], 1):
         print(f"round {k}: {r['steps']} steps on {r['device']}; " + "; ".join(

@@ -63,6 +63,7 @@ class LossConfig:
     w_icl: float = 0.1  # weight of intra-modal contrastive learning (coarse + fine, image + text)
     multiplicity_targets: bool = True  # pairs with the identical sentence count as positives (not negatives)
     icl_strength: float = 0.3  # strength of the photometric augmentation that makes the ICL image view
+    w_pos: float = 0.0  # weight of the position-word hard negatives (own sentence vs its side/zone swap)
 
 
 @dataclass

@@ -5,6 +5,12 @@ and sentence embeddings; top-k accuracy is the fraction of images whose own sent
 The candidates are the distinct sentences of a reference folder (e.g. the training split) plus any sentence of
 the evaluated folder that the reference lacks, so every image's own sentence can be found.
 
+Two rankings are reported. "cosine" ranks by similarity alone. A contrastive (InfoNCE) model learns
+similarities that estimate log p(sentence | image) - log p(sentence) up to a constant, i.e. how much the image
+raises a sentence's odds, not its probability; a sentence that is common anyway is under-ranked. "posterior"
+ranks by sim / tau + log(1 + count in the reference folder), which turns the same similarities into
+p(sentence | image) up to a constant, and is the figure to set against the frequency prior.
+
 Side test: for each image whose sentence names one side only ("... lower left lung."), whether the image
 embedding is closer to its own sentence than to the same sentence with left and right swapped. Guessing gives
 50 %; a model that learned nothing about sides stays near it.
@@ -32,9 +38,12 @@ class RetrievalResult:
     prior_top5: float
     side: float = float("nan")  # % of one-sided images closer to their own sentence than to the side-swapped one
     n_one_sided: int = 0
+    posterior_top1: float = float("nan")  # ranking by sim / tau + log(1 + reference count) (see module doc)
+    posterior_top5: float = float("nan")
 
     def line(self) -> str:
         return (f"top1={self.top1:.2f} top5={self.top5:.2f} n={self.n_images} candidates={self.n_candidates} "
+                f"posterior: top1={self.posterior_top1:.2f} top5={self.posterior_top5:.2f} "
                 f"(frequency prior: top1={self.prior_top1:.2f} top5={self.prior_top5:.2f}) "
                 f"side={self.side:.2f} n_one_sided={self.n_one_sided} (guessing: 50)")
 
@@ -69,9 +78,12 @@ def retrieval_accuracy(model, data: str | Path, reference: str | Path, batch_siz
     s, t = torch.cat(scores), torch.tensor(truth)
     prior = torch.tensor([float(ref_counts.get(x, 0)) for x in sentences]).expand_as(s)
     side, n_side = _side_preference(model, ds, batch_size, device)
+    tau = model.cfg.loss.temperature if hasattr(model.cfg, "loss") else 0.07
+    posterior = s / tau + torch.log1p(prior)
     return RetrievalResult(top1=_topk(s, t, 1), top5=_topk(s, t, 5), n_images=len(t), n_candidates=len(sentences),
                            prior_top1=_topk(prior, t, 1), prior_top5=_topk(prior, t, 5), side=side,
-                           n_one_sided=n_side)
+                           n_one_sided=n_side, posterior_top1=_topk(posterior, t, 1),
+                           posterior_top5=_topk(posterior, t, 5))
 
 
 def _side_preference(model, ds: ImageTextDataset, batch_size: int, device) -> tuple[float, int]:

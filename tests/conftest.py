@@ -66,3 +66,39 @@ def tiny_seg_dir(tiny_cfg, tiny_seg_cfg, tmp_path):
 
     torch.manual_seed(0)
     return save_segmenter(TextGuidedSegmenter(AMVLM(tiny_cfg).eval(), tiny_seg_cfg), tmp_path / "tiny-seg")
+
+
+def qata_sample_copy(dest: Path, n: int) -> list[dict[str, str]]:
+    """Copy the shipped QaTa sample to ``dest`` keeping only its first ``n`` CSV rows; returns those rows."""
+    import csv
+    import shutil
+
+    shutil.copytree(SAMPLE_DATA / "qata", dest)
+    rows = [{k: r[k] for k in ("image", "mask", "text")} for r in csv.DictReader(open(dest / "text.csv"))][:n]
+    with open(dest / "text.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["image", "mask", "text"])
+        w.writeheader()
+        w.writerows(rows)
+    return rows
+
+
+BAD_IMAGES = ("truncated PNG", "not an image")  # the unreadable inputs every entry point is tested with
+BAD_REASONS = {"truncated PNG": "the image file is truncated", "not an image": "not an image file"}
+
+
+def make_bad_image(path: Path, kind: str) -> Path:
+    """Write an unreadable image at ``path``: a real PNG cut in half, or a text file with an image's name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "truncated PNG":
+        good = next((SAMPLE_DATA / "qata" / "images").glob("*.png")).read_bytes()
+        path.write_bytes(good[: len(good) // 2])
+    else:
+        path.write_text("patient notes, not pixels\n")
+    return path
+
+
+def assert_one_line_error(code: int, err: str, path: Path, kind: str) -> None:
+    """The command failed with one line that names the file and the reason (no traceback)."""
+    lines = err.strip().splitlines()
+    assert code != 0 and len(lines) == 1, err
+    assert str(path) in lines[0] and BAD_REASONS[kind] in lines[0], lines[0]

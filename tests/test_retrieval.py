@@ -79,3 +79,16 @@ def test_side_preference(oracle):
     plain = blind.encode_text
     blind.encode_text = lambda texts, with_dist=False: plain([side_blind(t) for t in texts])
     assert retrieval_accuracy(blind, QATA, QATA).side == 0.0
+
+
+def test_posterior_ranking_adds_the_log_frequency():
+    """Equal similarities for every sentence: the posterior ranking falls back to the frequency prior exactly."""
+    class Flat(_Oracle):
+        def encode_text(self, texts, with_dist=False):
+            return {"global": torch.ones(len(texts), 1)}
+
+        def encode_image(self, images, with_dist=False):
+            return {"global": torch.ones(images.shape[0], 1)}
+
+    res = retrieval_accuracy(Flat({}, []), QATA, QATA)
+    assert res.posterior_top1 == res.prior_top1 and res.posterior_top5 == res.prior_top5

@@ -163,8 +163,12 @@ class Form:
                                                     "stays usable.")
         self.cancel = _tip(QPushButton("Cancel"), "Stop the running training round; the current weights stay.")
         self.cancel.setEnabled(False)
-        self.progress = QProgressBar()  # a round's steps; hidden between rounds
-        self.progress.setVisible(False)
+        self.progress = QProgressBar()  # a round's steps; blank (disabled) between rounds
+        # never hidden: showing a widget relayouts the dock and repaints the whole window at once, canvas included
+        # (tens of ms, more on a busy machine); a disabled bar is drawn as empty space instead
+        self.progress.setStyleSheet("QProgressBar:disabled { border: none; background: transparent; color: "
+                                    "transparent; } QProgressBar::chunk:disabled { background: transparent; }")
+        self.progress.setEnabled(False)
         self.progress.setTextVisible(True)
         box = QGroupBox("Training")
         form = QFormLayout(box)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from napari.layers import Image, Labels
 
+from .._imagefile import reading
 from .._sample_data import TEXT_KEY
 from ..project import Project
 from ..project.records import utc_now
@@ -57,10 +58,6 @@ def plane_view(layer: Image, index: Index) -> Any:
     return data[index]
 
 
-def read_plane(layer: Image, index: Index) -> np.ndarray:
-    return np.asarray(plane_view(layer, index))
-
-
 def meta(layer: Any) -> dict[str, Any]:
     return layer.metadata.get(KEY) or {}
 
@@ -97,13 +94,29 @@ def remember_image_ids(project: Project, layer: Image, indices: list[Index], ids
     layer.metadata = {**layer.metadata, KEY: {**meta(layer), "project": str(project.root), "image_ids": all_ids}}
 
 
-def ensure_image_ids(project: Project, layer: Image, indices: list[Index]) -> list[str]:
-    """Project ids of the given planes, adding the planes the project does not hold yet."""
-    known = known_image_ids(project, layer, indices)
-    ids = [k or project.add_image(read_plane(layer, i), name=plane_name(layer, i), rgb=layer.rgb)[0]
-           for k, i in zip(known, indices)]
-    remember_image_ids(project, layer, indices, ids)
-    return ids
+@dataclass
+class Planes:
+    """Planes of an image layer, as the worker thread gets them: views not read yet (lazy data is read there)."""
+
+    indices: list[Index]
+    views: list[Any]
+    known: list[str | None]  # project ids of the planes the project already holds, else None
+    names: list[str]  # the names planes get when added to the project
+    rgb: bool
+    path: str | None  # the file the layer was opened from, if any
+
+    def read(self, k: int) -> np.ndarray:
+        """The pixels of plane ``k``; a read that fails (a lazily opened file that went bad since) is one
+        clear error naming the file, or the plane when the layer came from no file."""
+        with reading(self.path or f"the image '{self.names[k]}'"):
+            return np.asarray(self.views[k])
+
+
+def layer_planes(project: Project, layer: Image, indices: list[Index]) -> Planes:
+    """The given planes of ``layer`` (see :class:`Planes`)."""
+    path = getattr(getattr(layer, "source", None), "path", None)
+    return Planes(indices, [plane_view(layer, i) for i in indices], known_image_ids(project, layer, indices),
+                  [plane_name(layer, i) for i in indices], bool(layer.rgb), path)
 
 
 def source_image(viewer: Any, labels: Labels, fallback: Image | None) -> Image | None:

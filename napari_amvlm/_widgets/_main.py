@@ -17,6 +17,7 @@ from napari.utils.notifications import show_warning
 from qtpy.QtCore import QEvent, QObject, QTimer, Signal
 from qtpy.QtWidgets import QFileDialog, QWidget
 
+from .._cancel import Cancelled
 from ..model.hub import ModelLoadError
 from ..postprocess import Cleanup
 from ..prompts import convert_sides, to_model_sides
@@ -25,18 +26,16 @@ from ..training.round_models import RoundResult
 from ..training.rounds import RetrainJob, RetrainSettings
 from . import _gc, _work
 from ._form import STACK_CHOICES, Form
-from ._jobs import RetrainRunner, run_in_thread
+from ._jobs import EXIT_WAIT_S, Jobs, RetrainRunner, error_message, log, reason
 from ._layers import (
+    Planes,
     UserError,
     check_labels_shape,
     elide_middle,
-    ensure_image_ids,
     image_text,
-    known_image_ids,
+    layer_planes,
     meta,
     plane_indices,
-    plane_name,
-    plane_view,
     plural,
     remember_image_ids,
     show_result,
@@ -70,6 +69,7 @@ class AMVLMWidget(QWidget, ProjectActions):
     segmented = Signal(object)  # the Labels layer a prompt produced or updated
     model_changed = Signal(object)  # the LoadedModel now in use
     round_finished = Signal(object)  # RoundResult of a round whose weights are now in use
+    marked = Signal(list)  # project ids of the images whose human labels 'Mark corrected' just stored
 
     def __init__(self, napari_viewer: Any, model_dir: str | Path | None = None) -> None:
         super().__init__()
@@ -79,12 +79,14 @@ class AMVLMWidget(QWidget, ProjectActions):
         self.project = None
         self.uncertainty: dict[str, float] = {}  # image id -> mean uncertainty of its latest prediction
         self.busy = False  # a segmentation or model load is running on a worker thread
+        self.marking = 0  # corrections queued or being stored
         self._last: tuple[str, str] | None = None  # (image layer, prompt) of the latest segmentation
         self._last_image: Image | None = None
         self._prefilled = ""  # the prompt box's text when it was filled from the image's own sentence
         self._prefilled_from = ""  # that sentence (written in the image's sides)
         self._progress: WorkProgress | None = None  # napari's progress bar of the running load / segmentation
-        self.runner = RetrainRunner(self)
+        self.jobs = Jobs(self.report_error)  # the worker thread: every task that reads or writes the project
+        self.runner = RetrainRunner(self.jobs, self)
         self._connect()
         self._watch_window_close()
         self._prefill_prompt()
@@ -123,13 +125,14 @@ class AMVLMWidget(QWidget, ProjectActions):
     def _show_progress(self, step: int, total: int, text: str) -> None:
         bar = self.ui.progress
         if step < 0:
-            bar.setVisible(False)
+            bar.setEnabled(False)  # blank (see Form)
+            bar.setToolTip("")
             return
         bar.setRange(0, max(total, 1))  # never (0, 0): Qt's busy animation would repaint the window non-stop
         bar.setValue(max(step, 0))
         bar.setFormat(text.removeprefix("AMVLM "))
         bar.setToolTip(text)
-        bar.setVisible(True)
+        bar.setEnabled(True)
 
     def say(self, text: str, warn: bool = False) -> None:
         """Show a message in the dock's status line; problems (``warn``) also as a napari notification, which
@@ -141,10 +144,14 @@ class AMVLMWidget(QWidget, ProjectActions):
             show_warning(text)
             QTimer.singleShot(TOAST_MS, partial(_close_toasts, text))
 
+    def report_error(self, what: str, err: BaseException) -> None:
+        """Tell the user, in one line, why background work failed (and log it)."""
+        self.say(error_message(what, err), warn=not isinstance(err, Cancelled))
+
     def _run(self, fn: Any, on_done: Any, *args: Any, what: str, steps: int = 0, **kwargs: Any) -> None:
-        """Run ``fn(*args, **kwargs)`` on a worker thread. With ``steps`` > 1, napari's progress bar shows its
-        steps: ``fn`` gets ``report`` (call it with the number of steps done)."""
-        self.busy = True
+        """Run ``fn(*args, **kwargs)`` on the worker thread with the widget busy; then ``on_done(result)``. With
+        ``steps`` > 1, napari's progress bar shows its steps: ``fn`` gets ``report`` (call it with the number of
+        steps done)."""
         self._start_progress(steps, what)
         if self._progress is not None:
             kwargs["report"] = self._progress.report
@@ -154,12 +161,15 @@ class AMVLMWidget(QWidget, ProjectActions):
             self._end_progress()
             on_done(result)
 
-        def failed(err: Exception) -> None:
+        def failed(err: BaseException) -> None:
             self.busy = False
             self._end_progress()
-            self.say(f"{what} failed: {err}", warn=True)
+            self.report_error(what, err)
 
-        run_in_thread(partial(fn, **kwargs) if kwargs else fn, done, failed, *args)  # superqt keeps it alive
+        self.busy = self.jobs.submit(partial(fn, **kwargs) if kwargs else fn, *args, on_done=done, on_error=failed,
+                                     what=what)
+        if not self.busy:  # the widget is closing
+            self._end_progress()
 
     def _start_progress(self, steps: int, what: str) -> None:
         self._end_progress()
@@ -191,18 +201,20 @@ class AMVLMWidget(QWidget, ProjectActions):
         self.ui.model_path.setText(str(folder))
         self.ui.model_info.setText(f"loading {folder.name}…")
 
-        def failed(err: Exception) -> None:
+        def failed(err: BaseException) -> None:
             self.busy = False
             self._end_progress()
             now = f"; still using {self.model.describe()}" if self.model else ""
+            why = reason(f"Loading the model {folder}", err)
             bad = isinstance(err, ModelLoadError)
-            self.ui.model_info.setText(("not a model: " if bad else "cannot load: ") + str(err) + now)
-            self.say(f"'{folder}' is not a usable AMVLM model: {err}{now}", warn=True)
+            self.ui.model_info.setText(("not a model: " if bad else "cannot load: ") + why + now)
+            self.say(f"'{folder}' is not a usable AMVLM model: {why}{now}", warn=True)
 
-        self.busy = True
         self._start_progress(_work.LOAD_STEPS, f"loading model {folder.name}")
-        run_in_thread(partial(_work.load, report=self._progress.report), self._model_loaded, failed, folder,
-                      self.device, round)
+        self.busy = self.jobs.submit(partial(_work.load, report=self._progress.report), folder, self.device, round,
+                                     on_done=self._model_loaded, on_error=failed, what="Loading the model")
+        if not self.busy:  # the widget is closing
+            self._end_progress()
 
     def _model_loaded(self, model: _work.LoadedModel) -> None:
         self._use_model(model)
@@ -271,15 +283,12 @@ class AMVLMWidget(QWidget, ProjectActions):
             self.say(str(err), warn=True)
             return
         project = self.ensure_project()
-        indices = plane_indices(image, self.viewer.dims.point, self.all_slices)
-        known = known_image_ids(project, image, indices)
-        names = [plane_name(image, i) for i in indices]
-        planes = [plane_view(image, i) for i in indices]  # read on the worker thread
+        planes = layer_planes(project, image, plane_indices(image, self.viewer.dims.point, self.all_slices))
         self._last, self._last_image = (image.name, prompt), image
         self.ui.model_info.setText(f"segmenting with {self.model.describe()}…")
         self._run(_work.predict_planes, lambda res: self._segmented(project, image, res), self.model, project,
-                  planes, known, names, image.rgb, indices, image.name, prompt, what="Segmentation",
-                  steps=len(planes), sides=self.sides, cleanup=Cleanup() if self.ui.cleanup.isChecked() else None)
+                  planes, image.name, prompt, what="Segmentation", steps=len(planes.indices), sides=self.sides,
+                  cleanup=Cleanup() if self.ui.cleanup.isChecked() else None, stop=self.jobs.stop)
 
     def _segmented(self, project: Any, image: Image, res: Any) -> None:
         viewer = self._viewer()
@@ -300,17 +309,38 @@ class AMVLMWidget(QWidget, ProjectActions):
 
     # ----------------------------------------------------------------------------------- correct
     def mark_corrected(self) -> None:
-        """Store the selected Labels layer (current slice or all slices) as human labels in the project."""
+        """Store the selected Labels layer (current slice or all slices) as human labels in the project. The
+        masks are taken now; they are written on the worker thread, after every task queued before and before
+        every task queued after (a Retrain clicked next exports them)."""
         try:
-            n = self._mark_corrected()
-        except (UserError, ValueError) as err:
+            project, image, planes, masks, note = self._correction()
+        except UserError as err:
             self.say(str(err), warn=True)
             return
-        self.refresh_images()
-        self.say(f"Marked {plural(n, 'image')} as corrected by {self.ui.author.text().strip()} (human labels saved "
-                 f"in {self.project.root}).")
+        author = self.ui.author.text().strip()
 
-    def _mark_corrected(self) -> int:
+        def done(ids: list[str]) -> None:
+            self.marking -= 1
+            viewer = self._viewer()
+            if viewer is not None and image in viewer.layers:
+                remember_image_ids(project, image, planes.indices, ids)
+            self.refresh_images()
+            self.say(f"Marked {plural(len(ids), 'image')} as corrected by {author} (human labels saved in "
+                     f"{project.root}).")
+            self.marked.emit(ids)
+
+        def failed(err: BaseException) -> None:
+            self.marking -= 1
+            self.report_error("Saving the human labels", err)
+
+        if self.jobs.submit(_work.mark_planes, project, planes, masks, author, note, on_done=done, on_error=failed,
+                            what="Saving the human labels", cancellable=False):
+            self.marking += 1
+            self.say(f"Saving the human labels of {plural(len(masks), 'image')}…")
+
+    def _correction(self) -> tuple[Any, Image, Planes, list[np.ndarray], str]:
+        """What 'Mark corrected' stores: (project, image layer, its planes, masks, note); UserError if the
+        selection cannot be stored."""
         labels = self.viewer.layers.selection.active
         if not isinstance(labels, Labels):
             raise UserError("Select the Labels layer you corrected (the active layer is not a Labels layer).")
@@ -318,17 +348,12 @@ class AMVLMWidget(QWidget, ProjectActions):
         if image is None:
             raise UserError(f"Cannot tell which image '{labels.name}' belongs to: segment the image first.")
         check_labels_shape(labels, image)
-        author = self.ui.author.text().strip()
-        if not author:
+        if not self.ui.author.text().strip():
             raise UserError("Type your name in 'Annotator': a human label needs the person who corrected it.")
         project = self.project_for(labels)
-        indices = plane_indices(image, self.viewer.dims.point, self.all_slices)
-        ids = ensure_image_ids(project, image, indices)
-        with project.transaction():
-            for index, image_id in zip(indices, ids):
-                mask = np.asarray(labels.data[index]) != 0
-                project.mark_corrected(image_id, mask, author=author, note=f"corrected in napari ('{labels.name}')")
-        return len(ids)
+        planes = layer_planes(project, image, plane_indices(image, self.viewer.dims.point, self.all_slices))
+        masks = [np.asarray(labels.data[index]) != 0 for index in planes.indices]  # a copy: painting may go on
+        return project, image, planes, masks, f"corrected in napari ('{labels.name}')"
 
     # ----------------------------------------------------------------------------------- retrain
     def retrain(self) -> None:
@@ -341,7 +366,7 @@ class AMVLMWidget(QWidget, ProjectActions):
         if self.model is None:
             self.say("No model loaded: load a model before retraining it.", warn=True)
             return
-        if self.project is None or not self.project.image_ids("corrected"):
+        if self.project is None or not (self.marking or self.project.image_ids("corrected")):
             self.say("No corrected image yet: correct a mask and press 'Mark corrected' before Retrain.", warn=True)
             return
         settings = RetrainSettings(epochs=self.ui.epochs.value(), device=self.device)
@@ -386,33 +411,36 @@ class AMVLMWidget(QWidget, ProjectActions):
     # ------------------------------------------------------------------------------- close viewer
     def _watch_window_close(self) -> None:
         """End a running round when the viewer's window closes (or this widget is deleted)."""
-        runner = self.runner
-        self.destroyed.connect(lambda *_: _viewer_gone(runner))
+        runner, jobs = self.runner, self.jobs
+        self.destroyed.connect(lambda *_: _viewer_gone(runner, jobs))
         QTimer.singleShot(0, self._install_close_filter)
 
     def _install_close_filter(self) -> None:
         window = self.window()
         if window is not None and window is not self:
-            self._close_filter = _CloseFilter(window, self.runner)
+            self._close_filter = _CloseFilter(window, self.runner, self.jobs)
             window.installEventFilter(self._close_filter)
 
 
 class _CloseFilter(QObject):
     """Sees the main window's Close event; once the window is really gone, stops the training process."""
 
-    def __init__(self, window: QWidget, runner: RetrainRunner) -> None:
+    def __init__(self, window: QWidget, runner: RetrainRunner, jobs: Jobs) -> None:
         super().__init__(window)
-        self._window, self._runner = weakref.ref(window), runner
+        self._window, self._runner, self._jobs = weakref.ref(window), runner, jobs
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         if event.type() == QEvent.Type.Close:
-            window, runner = self._window, self._runner
-            QTimer.singleShot(0, lambda: _closed(window()) and _viewer_gone(runner))
+            window, runner, jobs = self._window, self._runner, self._jobs
+            QTimer.singleShot(0, lambda: _closed(window()) and _viewer_gone(runner, jobs))
         return False
 
 
-def _viewer_gone(runner: RetrainRunner) -> None:
-    """The viewer closed (or the widget was deleted): end its training round and lift the collector's freeze."""
+def _viewer_gone(runner: RetrainRunner, jobs: Jobs) -> None:
+    """The viewer closed (or the widget was deleted): cancel its background tasks and wait for those that store
+    corrections, end its training round, and lift the collector's freeze."""
+    if not jobs.shutdown(timeout=EXIT_WAIT_S):
+        log.error("a background task of the closed viewer is still running")
     runner.shutdown()
     _gc.release()
 

@@ -18,8 +18,11 @@ class WorkProgress(QObject):
         self.stepped.connect(self._show)
 
     def report(self, done: int) -> None:
-        """``done`` steps are finished (any thread)."""
-        self.stepped.emit(done)
+        """``done`` steps are finished (any thread; once the widget is gone, nobody is left to tell)."""
+        try:
+            self.stepped.emit(done)
+        except RuntimeError:  # the Qt side was deleted (the viewer closed while the work ran)
+            pass
 
     def _show(self, done: int) -> None:
         if self.bar is not None and done > self.bar.n:

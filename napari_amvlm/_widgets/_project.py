@@ -6,6 +6,7 @@ A mixin of :class:`._main.AMVLMWidget` (it uses the widget's ``viewer``, ``ui``,
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QListWidgetItem
 
 from .._sample_data import TEXT_KEY
@@ -23,6 +25,9 @@ from . import _work
 from ._layers import KEY, UserError, lead_shape, meta, plural
 
 ID_ROLE = 256  # Qt.ItemDataRole.UserRole
+SAVE_WAIT_S = 5.0  # how long "Save project as" waits for the worker thread to store earlier work
+READ_WAIT_S = 0.02  # how long the GUI thread waits to read the project while the worker thread writes to it
+READ_RETRY_MS = 100  # then it tries again this much later (and the event loop runs meanwhile)
 
 
 class ProjectActions:
@@ -33,6 +38,7 @@ class ProjectActions:
     model: Any
     project: Project | None
     uncertainty: dict[str, float]
+    jobs: Any
     _scratch: bool = False
 
     # ------------------------------------------------------------------------------ make / open / save
@@ -61,9 +67,13 @@ class ProjectActions:
         if p is None:
             return
         where = "unsaved, in a temporary folder: use 'Save project as…' to keep it" if self._scratch else str(p.root)
-        counts = p.counts()
-        self.ui.project_info.setText(f"{p.name}: {plural(len(p), 'image')}, {counts[Status.CORRECTED]} corrected, "
-                                     f"{plural(len(p.rounds()), 'round')} ({where})")
+        with p.reading(READ_WAIT_S) as consistent:  # (the worker thread may be writing)
+            if not consistent:
+                QTimer.singleShot(READ_RETRY_MS, self._show_project)
+                return
+            counts, n, rounds = p.counts(), len(p), len(p.rounds())
+        self.ui.project_info.setText(f"{p.name}: {plural(n, 'image')}, {counts[Status.CORRECTED]} corrected, "
+                                     f"{plural(rounds, 'round')} ({where})")
 
     def _browse_open_project(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open an AMVLM project folder")
@@ -104,6 +114,9 @@ class ProjectActions:
         if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
             self.say(f"Choose a new or empty folder: {dest} is not empty.", warn=True)
             return
+        if not self.jobs.wait_idle(SAVE_WAIT_S):  # the copy holds every correction marked before
+            self.say("Still storing earlier work in the project: try 'Save project as…' again in a moment.", True)
+            return
         if self.project is None:
             self.project, self._scratch = Project.create(dest), False
         else:
@@ -131,10 +144,15 @@ class ProjectActions:
         self._show_project()
         box = self.ui.images
         rows = []
-        for rec in self.project.images() if self.project is not None else []:
-            unc = self.uncertainty.get(rec.id)
-            rows.append((rec.id, f"{rec.name}  [{self.project.status(rec.id).value}]"
-                                 + (f"  uncertainty {unc:.3f}" if unc is not None else "")))
+        p = self.project
+        with p.reading(READ_WAIT_S) if p is not None else contextlib.nullcontext(True) as consistent:
+            if not consistent:  # the worker thread is writing: list the images once it is done
+                QTimer.singleShot(READ_RETRY_MS, self.refresh_images)
+                return
+            for rec in p.images() if p is not None else []:
+                unc = self.uncertainty.get(rec.id)
+                rows.append((rec.id, f"{rec.name}  [{p.status(rec.id).value}]"
+                                     + (f"  uncertainty {unc:.3f}" if unc is not None else "")))
         items = [box.item(k) for k in range(box.count())]
         if [it.data(ID_ROLE) for it in items] == [i for i, _ in rows]:  # same images: change only what changed
             for item, (_, text) in zip(items, rows):
@@ -152,14 +170,15 @@ class ProjectActions:
         if self.project is None or not len(self.project):
             self.say("No project images yet: segment an image or open a project first.", warn=True)
             return
-        todo = [i for i in self.project.image_ids() if self.project.status(i) is not Status.CORRECTED]
+        with self.project.reading():
+            todo = [i for i in self.project.image_ids() if self.project.status(i) is not Status.CORRECTED]
         if not todo:
             self.say("Every image of the project is corrected.")
             return
         unscored = [i for i in todo if i not in self.uncertainty]
         if unscored and self.model is not None and not self.busy:
             self._run(_work.score_images, lambda s: self._pick_uncertain(todo, s), self.model, self.project,
-                      unscored, self.ui.prompt.text(), self.sides, what="Scoring images")
+                      unscored, self.ui.prompt.text(), self.sides, self.jobs.stop, what="Scoring images")
         else:
             self._pick_uncertain(todo, {})
 

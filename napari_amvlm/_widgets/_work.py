@@ -1,18 +1,22 @@
-"""What the widget's worker threads run: load a model, segment planes, score images by uncertainty.
+"""What the widget's worker thread runs: load a model, segment planes, score images by uncertainty, store
+human labels.
 
-Plain functions over the engine (no Qt), so they can run on any thread and be tested directly.
+Plain functions over the engine (no Qt), so they can run on any thread and be tested directly. The long ones
+take the widget's ``stop`` event and end with :class:`~napari_amvlm._cancel.Cancelled` between planes once it is
+set (the viewer or the project is closing).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from .._cancel import check
 from ..data.io import ImageError
 from ..device import resolve_device
 from ..inference import Segmenter
@@ -22,7 +26,7 @@ from ..project import Project
 from ..project.files import sha256_file
 from ..prompts import read_vocabulary
 from ..training.round_data import warm_up_export
-from ._layers import Index, PlanePrediction, SegmentResult
+from ._layers import PlanePrediction, Planes, SegmentResult
 
 Report = Callable[[int], None]  # steps done so far (called from the worker thread)
 LOAD_STEPS = 2  # model loaded, then ready (warm-up, identity)
@@ -67,29 +71,39 @@ def from_round(result, device: str) -> LoadedModel:
     return LoadedModel(result.folder, segmenter, result.model_sha, str(dev), result.index)
 
 
-def predict_planes(model: LoadedModel, project: Project, planes: list[Any], known: list[str | None],
-                   names: list[str], rgb: bool, indices: list[Index], image: str, prompt: str, sides: str = "image",
-                   cleanup: Cleanup | None = None, report: Report | None = None) -> SegmentResult:
+def _stored(project: Project, planes: Planes, k: int, pixels: np.ndarray | None = None) -> str:
+    """The project id of plane ``k``, adding the plane to the project when it lacks it (``pixels``: the plane,
+    already read)."""
+    if planes.known[k]:
+        return planes.known[k]
+    pixels = planes.read(k) if pixels is None else pixels
+    return project.add_image(pixels, name=planes.names[k], rgb=planes.rgb)[0]
+
+
+def predict_planes(model: LoadedModel, project: Project, planes: Planes, image: str, prompt: str,
+                   sides: str = "image", cleanup: Cleanup | None = None, report: Report | None = None,
+                   stop: threading.Event | None = None) -> SegmentResult:  # fmt: skip
     """Segment each plane for ``prompt`` (left/right in the ``sides`` convention; masks cleaned up with
-    ``cleanup``): add the planes the project lacks (``known`` id None, named ``names``), store each mask as the
-    image's prediction, and return the result. ``planes`` may be lazy (dask, zarr): they are read here, on the
-    worker thread. A plane the model cannot segment (too small, NaN, constant) raises ImageError when it is the
-    only one; in a stack it is skipped and named in the result's notices. ``report`` hears of each plane done."""
+    ``cleanup``): add the planes the project lacks, store each mask as the image's prediction, and return the
+    result. Lazy planes (dask, zarr) are read here, on the worker thread. A plane the model cannot segment (too
+    small, NaN, constant) raises ImageError when it is the only one; in a stack it is skipped and named in the
+    result's notices. ``report`` hears of each plane done."""
     t0 = time.perf_counter()
     prepared = model.segmenter.prepare(prompt, sides)  # a prompt it cannot read fails before any work
     hits = model.segmenter.cache_hits
     project.add_model(model.weights, name=model.folder.name)
     out, skipped = [], []
-    for k, (lazy, image_id, name, index) in enumerate(zip(planes, known, names, indices)):
-        plane = np.asarray(lazy)
+    for k, index in enumerate(planes.indices):
+        check(stop)
+        plane = planes.read(k)
         try:
             pred = model.segmenter.predict(plane, prompt, sides=sides, cleanup=cleanup)
         except ImageError as err:
-            if len(planes) == 1:
+            if len(planes.indices) == 1:
                 raise
-            skipped.append(f"{name}: {err}")
+            skipped.append(f"{planes.names[k]}: {err}")
         else:
-            image_id = image_id or project.add_image(plane, name=name, rgb=rgb)[0]
+            image_id = _stored(project, planes, k, plane)
             project.write_prediction(image_id, pred.mask, model=model.sha, prompt=prompt, round=model.round,
                                      sides=sides)
             out.append(PlanePrediction(index, image_id, pred.mask, pred.uncertainty))
@@ -98,7 +112,7 @@ def predict_planes(model: LoadedModel, project: Project, planes: list[Any], know
         raise ImageError(f"no slice could be segmented ({skipped[0]}{' …' if len(skipped) > 1 else ''})")
     notices = list(prepared.notices)
     if skipped:
-        notices.append(f"skipped {len(skipped)} of {len(planes)} slices: " + "; ".join(skipped[:3])
+        notices.append(f"skipped {len(skipped)} of {len(planes.indices)} slices: " + "; ".join(skipped[:3])
                        + (" …" if len(skipped) > 3 else ""))
     provenance = {"model": model.sha, "model_folder": str(model.folder), "round": model.round,
                   "device": model.device, "mode": "fused", "sides": sides, "model_prompt": prepared.text,
@@ -107,11 +121,12 @@ def predict_planes(model: LoadedModel, project: Project, planes: list[Any], know
 
 
 def score_images(model: LoadedModel, project: Project, ids: list[str], default_prompt: str,
-                 sides: str = "image") -> dict[str, float]:
+                 sides: str = "image", stop: threading.Event | None = None) -> dict[str, float]:  # fmt: skip
     """Mean uncertainty of each image under its latest prompt (``default_prompt``, written in ``sides``, when it
     has none). Images the model cannot segment meaningfully (ImageError) get no score."""
     scores = {}
     for image_id in ids:
+        check(stop)
         prompts = project.prompts(image_id)
         prompt, prompt_sides = (prompts[-1].text, prompts[-1].sides) if prompts else (default_prompt, sides)
         if not prompt.strip():
@@ -122,3 +137,14 @@ def score_images(model: LoadedModel, project: Project, ids: list[str], default_p
             continue
         scores[image_id] = float(pred.uncertainty.mean())
     return scores
+
+
+def mark_planes(project: Project, planes: Planes, masks: list[np.ndarray], author: str, note: str) -> list[str]:
+    """Store ``masks`` as the human labels of the planes, written by ``author``, in one commit (the planes the
+    project lacks are added first). Returns the image ids. Never cancelled: a correction the user marked is
+    always stored (a failure leaves the project unchanged)."""
+    with project.transaction():
+        ids = [_stored(project, planes, k) for k in range(len(planes.indices))]
+        for image_id, mask in zip(ids, masks):
+            project.mark_corrected(image_id, mask, author=author, note=note)
+    return ids

@@ -40,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data.dataset import check_files
     from ..training.events import log_line
     from ..training.pretrain import pretrain
 
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
                                checkpoint_every=args.checkpoint_every,
                                global_only=args.global_only, freeze_stem=args.freeze_stem)
     out = Path(args.out)
+    check_files(args.data, limit=args.limit)  # a bad file stops the command before it writes anything
     out.mkdir(parents=True, exist_ok=True)
     save_json(train_cfg, out / "pretrain_config.json")
     for ev in pretrain(args.data, out, model_cfg, train_cfg, device=args.device, resume=args.resume,

@@ -102,6 +102,7 @@ def _train(args: argparse.Namespace) -> int:
                               unet=UNetConfig(base=args.base, levels=args.levels, downsample=args.downsample))
     out = Path(args.out)
     if rank == 0:
+        _check_inputs(args.data, args.val, args.val_limit)  # a bad file stops the command before it writes
         out.mkdir(parents=True, exist_ok=True)
         save_json(cfg, out / "train_config.json")
         _write_training_vocabulary(out, args.data, [args.model, args.init])
@@ -130,6 +131,14 @@ def _write_training_vocabulary(out: Path, data: list[str], models: list[str | No
 
     keep = set().union(*(read_vocabulary(m) or () for m in models if m))
     write_vocabulary(out, [t for folder in data for t in folder_sentences(folder)], keep)
+
+
+def _check_inputs(data: list[str], val: str | None, val_limit: int | None) -> None:
+    from ..data.dataset import check_files
+
+    check_files(data)
+    if val:
+        check_files(val, require_masks=True, limit=val_limit)
 
 
 def _evaluate_parser(sub) -> None:

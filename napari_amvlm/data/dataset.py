@@ -123,6 +123,18 @@ def _as_roots(roots: str | Path | Sequence[str | Path]) -> list[Path]:
     return [Path(r) for r in roots]
 
 
+def check_files(roots: str | Path | Sequence[str | Path], require_masks: bool = False,
+                limit: int | None = None) -> int:  # fmt: skip
+    """Read every image and mask the folders' CSVs name (the first ``limit`` rows), so that a command stops on
+    a bad file, with one error naming it, before it writes anything. Returns the number of rows checked."""
+    records = [r for root in _as_roots(roots) for r in read_records(root, require_masks)][:limit]
+    for rec in records:
+        read_image(rec.image)
+        if rec.mask is not None:
+            read_mask(rec.mask)
+    return len(records)
+
+
 def _is_gray(raw: np.ndarray) -> bool:
     return raw.ndim == 2 or (raw.ndim == 3 and raw.shape[-1] == 1)
 

@@ -8,15 +8,19 @@ import numpy as np
 import skimage.io
 import skimage.transform
 
+from .._imagefile import reading
+
 PERCENTILES = (1.0, 99.8)  # robust intensity range for non-8-bit images
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image as stored (any format scikit-image reads, e.g. PNG or TIFF)."""
+    """Read an image as stored (any format scikit-image reads, e.g. PNG or TIFF). Raises FileNotFoundError,
+    or :class:`~napari_amvlm._imagefile.UnreadableImageError` naming the file and the reason."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
-    return np.asarray(skimage.io.imread(str(path)))
+    with reading(path):
+        return np.asarray(skimage.io.imread(str(path)))
 
 
 def _to_hwc(img: np.ndarray) -> np.ndarray:
@@ -124,4 +128,6 @@ def read_mask(path: str | Path, size: int | None = None) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mask file not found: {path}")
-    return mask_to_bool(skimage.io.imread(str(path)), size)
+    with reading(path):
+        mask = skimage.io.imread(str(path))
+    return mask_to_bool(mask, size)

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .._imagefile import reading
+
 IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 MASK_PREFIXES = ("mask_", "mask-")  # stripped when matching mask files to image names
 MASK_SUFFIXES = ("_mask", "-mask", "_label", "_labels")
@@ -148,8 +150,9 @@ def export_values(mask: np.ndarray, foreground: int | None, source_dtype: str | 
 
 def read_pixels(path: Path) -> np.ndarray:
     """Pixels of an image file: TIFF through tifffile (pages stay the first axis), the rest through
-    scikit-image. Raises ValueError for unreadable files."""
-    try:
+    scikit-image. Raises :class:`~napari_amvlm._imagefile.UnreadableImageError` (a ValueError) for unreadable
+    files."""
+    with reading(path):
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
@@ -157,8 +160,6 @@ def read_pixels(path: Path) -> np.ndarray:
         from skimage import io as skio
 
         return np.asarray(skio.imread(str(path)))
-    except Exception as err:  # the readers raise many types; report one clear line
-        raise ValueError(f"cannot read {path} as an image: {err}") from err
 
 
 def write_mask_file(path: Path, mask: np.ndarray) -> None:

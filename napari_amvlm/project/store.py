@@ -136,6 +136,19 @@ class ProjectStore:
 
     # ---------------------------------------------------------------------------------- transactions
     @contextlib.contextmanager
+    def reading(self, timeout: float | None = None) -> Iterator[bool]:
+        """Read several records as one consistent view while another thread of this process may be writing:
+        waits for that thread's transaction to end (at most ``timeout`` seconds), and holds off the next one
+        until the block ends. Yields False, holding nothing, when the wait timed out. (Records read inside a
+        transaction of the same thread need no such block.)"""
+        got = self._rlock.acquire(timeout=-1 if timeout is None else timeout)
+        try:
+            yield got
+        finally:
+            if got:
+                self._rlock.release()
+
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[Self]:
         """Group changes into one atomic commit (re-entrant). On an exception nothing is committed."""
         if not self.writable:

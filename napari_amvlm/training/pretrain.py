@@ -20,6 +20,7 @@ from ..config import AMVLMConfig, PretrainConfig
 from ..data.dataset import ImageTextDataset, collate
 from ..data.transforms import PairTransform, photometric_view
 from ..device import autocast, resolve_device
+from ..losses.position_negatives import position_rewrites
 from ..losses.total import amvlm_loss
 from ..model.amvlm import AMVLM
 from ..model.hub import check_state, read_segmenter, save_model, trained_state
@@ -52,6 +53,17 @@ def _optimizer(model: AMVLM, cfg: PretrainConfig) -> torch.optim.Optimizer:
     if text:
         groups.append({"params": text, "lr": cfg.text_lr, "base_lr": cfg.text_lr})
     return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+
+
+def _rewrite_embeddings(model: AMVLM, texts: list[str], dev) -> tuple[torch.Tensor, torch.Tensor]:
+    """Global embeddings of the side/zone swaps of the batch's sentences, and the image each belongs to."""
+    rewrites, owner = position_rewrites(texts)
+    owner_t = torch.tensor(owner, dtype=torch.long, device=dev)
+    if not rewrites:
+        return torch.zeros(0, model.cfg.head.embed_dim, device=dev), owner_t
+    if len(rewrites) == 1:  # BatchNorm in the text projection needs two rows in training mode
+        return model.encode_text(rewrites * 2, with_dist=False)["global"][:1], owner_t
+    return model.encode_text(rewrites, with_dist=False)["global"], owner_t
 
 
 def _train_mode(model: AMVLM, cfg: PretrainConfig) -> None:
@@ -123,7 +135,9 @@ def pretrain(data: list[str | Path] | str | Path, out: str | Path, model_cfg: AM
             if not train_cfg.global_only:
                 view = photometric_view(images, generator=g, strength=model_cfg.loss.icl_strength)
                 aug = model(view, texts, with_dist=False)
-            losses = amvlm_loss(model, model_cfg.loss, emb, texts, aug, global_only=train_cfg.global_only)
+            negatives = _rewrite_embeddings(model, texts, dev) if model_cfg.loss.w_pos else None
+            losses = amvlm_loss(model, model_cfg.loss, emb, texts, aug, global_only=train_cfg.global_only,
+                                negatives=negatives)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_([p for grp in opt.param_groups for p in grp["params"]], 5.0)

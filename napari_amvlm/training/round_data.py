@@ -11,11 +11,13 @@ import csv
 import functools
 import os
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .._cancel import check
 from ..project import Project, Status
 from ..prompts import to_model_sides
 
@@ -46,12 +48,13 @@ def warm_up_export() -> None:
             skio.imsave(str(Path(tmp) / name), np.zeros((2, 2), np.uint8), check_contrast=False)
 
 
-def prepare_training_folder(project: Project, folder: str | os.PathLike, default_prompt: str | None = None
-                            ) -> TrainingSet:
+def prepare_training_folder(project: Project, folder: str | os.PathLike, default_prompt: str | None = None,
+                            stop: threading.Event | None = None) -> TrainingSet:  # fmt: skip
     """Export ``project`` as a training folder. Images with no prompt get ``default_prompt`` (written in the image's
     sides; or are skipped).
 
-    Raises ValueError when no image is corrected (Mean Teacher needs at least one labeled image).
+    Raises ValueError when no image is corrected (Mean Teacher needs at least one labeled image), and
+    :class:`~napari_amvlm._cancel.Cancelled` between images once ``stop`` is set.
     """
     from skimage import io as skio
 
@@ -65,6 +68,7 @@ def prepare_training_folder(project: Project, folder: str | os.PathLike, default
     out = TrainingSet(folder, [], [])
     rows = []
     for image_id in project.image_ids():
+        check(stop)
         text = _latest_prompt(project, image_id) or (default_prompt or "").strip()
         if not text:
             out.skipped.append(image_id)

@@ -125,14 +125,15 @@ class RetrainJob:
         self.prepare()
         self.launch()
 
-    def prepare(self) -> TrainingSet:
-        """Check the base model and export the project (may take a while: any thread may run it)."""
+    def prepare(self, stop: threading.Event | None = None) -> TrainingSet:
+        """Check the base model and export the project (may take a while: any thread may run it; ``stop`` ends
+        the export between images)."""
         if self.state is not JobState.NEW or self.training_set is not None:
             raise RuntimeError("this round was already prepared")
         read_config(self.base_model)  # a clear ModelLoadError for a folder that is not a model
         self._tmp = Path(tempfile.mkdtemp(prefix="amvlm-round-"))
         try:
-            self.training_set = prepare_training_folder(self.project, self._tmp / "data", self.default_prompt)
+            self.training_set = prepare_training_folder(self.project, self._tmp / "data", self.default_prompt, stop)
         except BaseException:
             self.discard()
             raise

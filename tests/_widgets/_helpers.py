@@ -14,6 +14,13 @@ def segment(qtbot, widget, prompt: str | None = None, image=None):
     return blocker.args[0]
 
 
+def mark(qtbot, widget) -> list[str]:
+    """Click 'Mark corrected' and wait until the worker thread stored the human labels; returns their ids."""
+    with qtbot.waitSignal(widget.marked, timeout=TIMEOUT_MS) as blocker:
+        widget.ui.mark.click()
+    return blocker.args[0]
+
+
 def sample_segmented_and_corrected(viewer, widget, qtbot):
     """Open the QaTa sample, segment it with its own sentence, paint on the mask and mark it corrected."""
     viewer.open_sample("napari-amvlm", "qata_chest_xray")
@@ -23,7 +30,7 @@ def sample_segmented_and_corrected(viewer, widget, qtbot):
     labels.paint((150, 60), 1)  # napari's own brush: a disc of label 1
     labels.paint((40, 180), 0)  # and the eraser
     viewer.layers.selection.active = labels
-    widget.ui.mark.click()
+    mark(qtbot, widget)
     assert "Marked 1 image as corrected" in widget.ui.status.text(), widget.ui.status.text()
     return image, labels
 

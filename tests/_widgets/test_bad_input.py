@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
+from ..conftest import BAD_IMAGES, BAD_REASONS, SAMPLE_DATA, make_bad_image
 from ._helpers import TIMEOUT_MS, segment
 
 pytestmark = pytest.mark.gui
@@ -77,3 +80,72 @@ def test_retrain_without_corrections_twice_and_closing_the_viewer(docked, qtbot)
     viewer.close()
     qtbot.waitUntil(lambda: job._proc.poll() is not None, timeout=10_000)
     assert not job.running and not partial.exists()
+
+
+class FileArray:
+    """An image opened lazily from a file: slicing reads nothing, and reading a slice off the GUI thread reads the
+    file again (the viewer itself keeps showing what it read first, on the GUI thread)."""
+
+    def __init__(self, path) -> None:
+        from skimage import io
+
+        self.path, self.shown = path, io.imread(path)
+        self.shape, self.dtype, self.ndim, self.size = (self.shown.shape, self.shown.dtype, self.shown.ndim,
+                                                        self.shown.size)  # fmt: skip
+
+    def __getitem__(self, key):
+        return _Slice(self, key)
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self[...], dtype=dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+
+class _Slice:
+    def __init__(self, source: FileArray, key) -> None:
+        self.source, self.key = source, key
+        self.shape, self.dtype = source.shown[key].shape, source.dtype
+        self.ndim, self.size = len(self.shape), source.shown[key].size
+
+    def __array__(self, dtype=None, copy=None):
+        import threading
+
+        from skimage import io
+
+        gui = threading.current_thread() is threading.main_thread()
+        return np.asarray((self.source.shown if gui else io.imread(self.source.path))[self.key], dtype=dtype)
+
+
+@pytest.mark.parametrize("kind", BAD_IMAGES)
+def test_an_image_file_that_went_bad_is_one_clear_line(docked, qtbot, tmp_path, kind):
+    """The file of a lazily opened image is truncated (or replaced by something that is not an image) after it
+    was opened: 'Mark corrected' and a prompt each say, in one status line, which file and why; nothing is
+    stored and no layer is made."""
+    from napari.layers._source import layer_source
+
+    viewer, w = docked
+    path = tmp_path / "xray.png"
+    shutil.copy(next((SAMPLE_DATA / "qata" / "images").glob("*.png")), path)
+    with layer_source(path=str(path)):
+        image = viewer.add_image(FileArray(path), name="xray")
+    hand = viewer.add_labels(np.zeros(image.data.shape, np.uint8), name="hand",
+                             metadata={"amvlm": {"image_layer": "xray"}})  # fmt: skip
+    hand.data[50:100, 50:100] = 1
+    make_bad_image(path, kind)
+    n_layers = len(viewer.layers)
+
+    viewer.layers.selection.active = hand
+    w.ui.mark.click()
+    qtbot.waitUntil(lambda: not w.marking, timeout=TIMEOUT_MS)
+    status = w.ui.status.text()
+    assert status.startswith(f"Saving the human labels failed: cannot read {path}: ") and \
+        BAD_REASONS[kind] in status and "\n" not in status
+    assert len(w.project) == 0
+
+    w.segment(image, "lower left lung")
+    qtbot.waitUntil(lambda: not w.busy, timeout=TIMEOUT_MS)
+    status = w.ui.status.text()
+    assert status.startswith(f"Segmentation failed: cannot read {path}: ") and BAD_REASONS[kind] in status
+    assert len(w.project) == 0 and len(viewer.layers) == n_layers

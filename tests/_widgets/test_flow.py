@@ -9,7 +9,7 @@ from qtpy.QtCore import Qt
 
 from napari_amvlm.project import Project
 
-from ._helpers import TIMEOUT_MS
+from ._helpers import TIMEOUT_MS, mark
 from ._probe import GapProbe
 
 pytestmark = pytest.mark.gui
@@ -71,7 +71,7 @@ def test_whole_flow(docked, qtbot, tmp_path):
     labels.paint((150, 60), 1)
     labels.paint((40, 180), 0)
     viewer.layers.selection.active = labels
-    w.ui.mark.click()
+    assert mark(qtbot, w) == [image_id]
     human = np.asarray(w.project.read_mask(image_id, "human")[...])
     assert np.array_equal(human != 0, labels.data != 0) and (human != 0).sum() > 1000
     rec = w.project.mask_record(image_id, "human")
@@ -90,7 +90,7 @@ def test_whole_flow(docked, qtbot, tmp_path):
     print(f"\nevent loop during a training round: largest gap {1000 * gap:.0f} ms over {probe.ticks} ticks")
     assert gap < 1.0 and probe.ticks > 50
     assert any("round 1: step 3/3, loss" in s for s in seen), seen
-    assert not w.ui.progress.isVisible()  # hidden once the round ended
+    assert not w.ui.progress.isEnabled()  # blank once the round ended
     result = blocker.args[0]
     assert result.index == 1 and w.model.sha == result.model_sha != old_sha and w.model.round == 1
     assert "Round 1 finished" in w.ui.status.text() and not w.ui.cancel.isEnabled()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ._helpers import segment
+from ._helpers import mark, segment
 
 pytestmark = pytest.mark.gui
 
@@ -47,7 +47,7 @@ def test_stack_current_slice_then_all_slices(docked, qtbot):
 
     labels.data[:, 5:20, 5:20] = 1
     viewer.layers.selection.active = labels
-    w.ui.mark.click()
+    assert mark(qtbot, w) == ids
     assert "Marked 3 images" in w.ui.status.text() and len(w.project.image_ids("corrected")) == 3
     for k, image_id in enumerate(ids):
         assert np.array_equal(np.asarray(w.project.read_mask(image_id, "human")[...]) != 0, labels.data[k] != 0)
@@ -64,7 +64,7 @@ def test_next_most_uncertain_image(docked, qtbot):
     w.ui.stack.setCurrentText("current slice")
     viewer.dims.set_current_step(0, 0)
     viewer.layers.selection.active = labels
-    w.ui.mark.click()  # slice 0 corrected
+    mark(qtbot, w)  # slice 0 corrected
     extra = w.project.add_image((rng.random((30, 30)) * 255).astype(np.uint8), name="extra")[0]
     w.project.add_prompt(extra, "upper right lung", author="tester")
     assert extra not in w.uncertainty

@@ -26,6 +26,32 @@ from napari_amvlm.project import (
 from ._helpers import array_dirs, folder_digest
 
 
+def test_reading_from_another_thread_sees_only_committed_records(project: Project) -> None:
+    import threading
+
+    inside, release, seen = threading.Event(), threading.Event(), []
+
+    def writer() -> None:
+        with project.transaction():
+            project.add_image(np.zeros((8, 8), np.uint8), name="a")
+            inside.set()
+            release.wait(10)
+            project.add_image(np.ones((8, 8), np.uint8), name="b")
+
+    t = threading.Thread(target=writer)
+    t.start()
+    assert inside.wait(10)
+    with project.reading(timeout=0.01) as consistent:
+        seen.append(consistent)  # the writer is half-way: no view of its records yet
+    release.set()
+    with project.reading() as consistent:  # waits for the commit
+        seen.append((consistent, len(project)))
+    t.join()
+    assert seen == [False, (True, 2)]
+    with project.transaction(), project.reading(timeout=0) as consistent:  # the writing thread itself reads
+        assert consistent
+
+
 def test_failed_transaction_commits_nothing(project: Project, model: str) -> None:
     image_id = project.add_image(np.zeros((16, 16), np.uint8))[0]
     before, arrays = folder_digest(project.root), array_dirs(project)

@@ -84,10 +84,11 @@ def test_sigkill_at_any_moment_leaves_last_commit(project: Project, model: str, 
         ready = proc.stdout.readline().split()
         assert ready and ready[0] == "ready", "writer failed to start"
         assert int(ready[1]) == acked  # the writer resumes from the last commit
+        first = proc.stdout.readline()  # one commit at least, however busy the machine is
         time.sleep(rng.uniform(0.0, 0.25))
         os.kill(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
-        lines = [int(x) for x in out.split()]
+        lines = [int(x) for x in (first + out).split()]
         acked = lines[-1] if lines else acked  # commits the writer reported before it died
         torn_kills += bool(array_dirs(project) - Project.open(project.root)._referenced_arrays())
         steps = Project.open(project.root)
@@ -96,7 +97,7 @@ def test_sigkill_at_any_moment_leaves_last_commit(project: Project, model: str, 
         assert committed in (acked, acked + 1), (committed, acked)
         acked = committed
         _check_committed_state(project.root, committed)
-    assert acked > kills, "the writer hardly committed anything"
+    assert acked >= kills, "the writer hardly committed anything"
     assert torn_kills > 0, "no kill landed in the middle of a write"
     final = Project.open(project.root)
     final.add_prompt(final.image_ids()[0], "after the crashes", author="alice")

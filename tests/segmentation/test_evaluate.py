@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import shutil
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from napari_amvlm.model.amvlm import AMVLM
 from napari_amvlm.model.hub import ModelLoadError, load_segmenter, save_segmenter
 from napari_amvlm.model.segmenter import TextGuidedSegmenter
 
-from ..conftest import SAMPLE_DATA
+from ..conftest import SAMPLE_DATA, qata_sample_copy
 
 
 @pytest.fixture
@@ -34,12 +33,7 @@ def _hand_dice_iou(pred, gt):
 
 def test_evaluate_matches_hand_computation(seg_dir, tmp_path, capsys):
     data = tmp_path / "two"
-    shutil.copytree(SAMPLE_DATA / "qata", data)
-    rows = list(csv.DictReader(open(data / "text.csv")))[:2]
-    with open(data / "text.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["image", "mask", "text"])
-        w.writeheader()
-        w.writerows({k: r[k] for k in ("image", "mask", "text")} for r in rows)
+    qata_sample_copy(data, 2)
     per = tmp_path / "per.csv"
     assert main(["evaluate", "--model", str(seg_dir), "--data", str(data), "--per-image", str(per)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
