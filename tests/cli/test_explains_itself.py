@@ -13,7 +13,7 @@ from skimage import io as skio
 
 from napari_amvlm.cli import main
 from napari_amvlm.cli.main import build_parser
-from napari_amvlm.prompts import VOCABULARY_NAME
+from napari_amvlm.prompts import VOCABULARY_NAME, folder_sentences, read_vocabulary, words_of
 
 from ..conftest import SAMPLE_DATA
 
@@ -100,7 +100,7 @@ def test_segment_reads_patient_sides_as_the_mirror_image(capsys, model, tmp_path
 ], ids=["nan", "tiny", "constant"])
 def test_segment_refuses_images_without_a_meaningful_answer(capsys, model, tmp_path, data, message):
     image = tmp_path / "x.tif"
-    skio.imsave(image, data, check_contrast=False)
+    skio.imsave(image, data, check_contrast=False, photometric="minisblack")
     code, _, err = _segment(capsys, model, image, "lower left lung")
     assert code == 1 and err == f"amvlm segment: error: {message}: there is nothing to segment\n" \
         if "constant" in message else code == 1 and err.startswith(f"amvlm segment: error: {message}")
@@ -108,7 +108,10 @@ def test_segment_refuses_images_without_a_meaningful_answer(capsys, model, tmp_p
 
 
 def test_vocabulary_command_and_train_write_the_words(capsys, tiny_seg_dir, tmp_path):
+    before = read_vocabulary(tiny_seg_dir) or frozenset()
+    expected = before | {w for s in folder_sentences(SAMPLE_DATA / "qata") for w in words_of(s)}
     assert main(["vocabulary", "--model", str(tiny_seg_dir), "--data", str(SAMPLE_DATA / "qata")]) == 0
-    assert "vocabulary.txt: 19 words" in capsys.readouterr().out
+    assert f"vocabulary.txt: {len(expected)} words" in capsys.readouterr().out
+    assert read_vocabulary(tiny_seg_dir) == expected and {"upper", "lower", "bilateral"} <= expected
     assert main(["vocabulary", "--model", str(tmp_path), "--data", str(SAMPLE_DATA / "qata")]) == 1
     assert "not an AMVLM model folder" in capsys.readouterr().err
