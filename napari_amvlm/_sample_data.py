@@ -1,7 +1,8 @@
 """napari sample data (``File > Open Sample > napari-amvlm``): real images shipped in ``sample_data/``.
 
 Each sample is an image layer whose ``metadata["amvlm_text"]`` holds the image's own sentence, so the AMVLM
-widget can prefill its prompt. The files come from the installed package (works from a wheel); see
+widget can prefill its prompt, and ``metadata["amvlm_model"]`` the bundled model made for its kind of image, which
+the widget switches to while a bundled model is in use. The files come from the installed package (works from a wheel); see
 ``sample_data/ATTRIBUTION.md`` and ``sample_data/LICENSE`` (the images keep their own non-commercial licenses).
 Returns layer data tuples only: no Qt and no napari import here.
 """
@@ -17,10 +18,11 @@ from .resources import sample_data_dir
 
 LayerData = tuple[Any, dict[str, Any], str]
 TEXT_KEY = "amvlm_text"  # layer metadata key of an image's sentence (the widget's prompt)
+MODEL_KEY = "amvlm_model"  # layer metadata key of the bundled model (folder name in models/) made for the image
 
-_SOURCES = {
-    "qata": ("QaTa-COV19", "CC BY-NC-SA 3.0 IGO"),
-    "monuseg": ("MoNuSeg", "CC BY-NC-SA 4.0"),
+_SOURCES = {  # folder: (dataset, license, the bundled model trained on that dataset)
+    "qata": ("QaTa-COV19", "CC BY-NC-SA 3.0 IGO", "amvlm-qata"),
+    "monuseg": ("MoNuSeg", "CC BY-NC-SA 4.0", "amvlm-monuseg"),
 }
 
 
@@ -31,10 +33,11 @@ def _pick(folder: str, prefer: str | None = None) -> Record:
 
 
 def _layer(folder: str, record: Record) -> list[LayerData]:
-    dataset, license_name = _SOURCES[folder]
+    dataset, license_name, model = _SOURCES[folder]
     image = read_image(record.image)
     meta = {
         TEXT_KEY: record.text,
+        MODEL_KEY: model,
         "amvlm_sample": {
             "dataset": dataset, "file": f"{folder}/{Path(record.image).relative_to(sample_data_dir() / folder)}",
             "license": license_name, "attribution": "sample_data/ATTRIBUTION.md",

@@ -22,3 +22,15 @@ def test_monuseg_sample_is_an_rgb_tile_with_its_sentence():
     ((data, kwargs, _),) = monuseg_tile()
     assert data.shape == (500, 500, 3) and kwargs["rgb"] and "nuclei" in kwargs["metadata"][TEXT_KEY]
     assert (sample_data_dir() / "ATTRIBUTION.md").is_file() and (sample_data_dir() / "LICENSE").is_file()
+
+
+def test_each_sample_names_a_bundled_model_that_ships():
+    from napari_amvlm._sample_data import MODEL_KEY
+    from napari_amvlm.model.hub import has_segmenter
+    from napari_amvlm.resources import models_dir
+
+    for sample, name in ((qata_chest_xray, "amvlm-qata"), (monuseg_tile, "amvlm-monuseg")):
+        ((_, kwargs, _),) = sample()
+        assert kwargs["metadata"][MODEL_KEY] == name
+        folder = models_dir() / name
+        assert (folder / "config.json").is_file() and has_segmenter(folder), folder

@@ -16,7 +16,7 @@ import numpy as np
 from napari.layers import Image, Labels
 
 from .._imagefile import reading
-from .._sample_data import TEXT_KEY
+from .._sample_data import MODEL_KEY, TEXT_KEY
 from ..project import Project
 from ..project.records import utc_now
 
@@ -65,6 +65,11 @@ def meta(layer: Any) -> dict[str, Any]:
 def image_text(layer: Image) -> str:
     """The sentence that came with an image (sample data), or ''."""
     return str(layer.metadata.get(TEXT_KEY) or "")
+
+
+def image_model(layer: Image) -> str:
+    """The name of the bundled model made for an image's kind (sample data), or ''."""
+    return str(layer.metadata.get(MODEL_KEY) or "")
 
 
 def _layer_ids(project: Project, layer: Image) -> list[str | None]:

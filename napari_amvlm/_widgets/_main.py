@@ -21,7 +21,7 @@ from .._cancel import Cancelled
 from ..model.hub import ModelLoadError
 from ..postprocess import Cleanup
 from ..prompts import convert_sides, to_model_sides
-from ..resources import default_model_dir
+from ..resources import default_model_dir, models_dir
 from ..training.round_models import RoundResult
 from ..training.rounds import RetrainJob, RetrainSettings
 from . import _gc, _work
@@ -32,6 +32,7 @@ from ._layers import (
     UserError,
     check_labels_shape,
     elide_middle,
+    image_model,
     image_text,
     layer_planes,
     meta,
@@ -90,7 +91,7 @@ class AMVLMWidget(QWidget, ProjectActions):
         self._connect()
         self._watch_window_close()
         self._prefill_prompt()
-        self.load_model(model_dir or default_model_dir())
+        self.load_model(model_dir or self._sample_model() or default_model_dir())
 
     @property
     def viewer(self) -> Any:
@@ -120,6 +121,7 @@ class AMVLMWidget(QWidget, ProjectActions):
         self.runner.failed.connect(lambda msg: self._round_ended(msg, warn=True))
         self.runner.cancelled.connect(lambda msg: self._round_ended(msg, warn=False))
         self.viewer.layers.selection.events.active.connect(self._prefill_prompt)
+        self.viewer.layers.selection.events.active.connect(self._follow_sample_model)
         self.viewer.layers.events.removed.connect(lambda event: _gc.layer_removed(event.value))
 
     def _show_progress(self, step: int, total: int, text: str) -> None:
@@ -247,6 +249,23 @@ class AMVLMWidget(QWidget, ProjectActions):
         if text and self.ui.prompt.text().strip() in ("", self._prefilled):
             self.set_prompt(text)
             self._prefilled, self._prefilled_from = self.ui.prompt.text(), text
+
+    def _sample_model(self) -> Path | None:
+        """The bundled model made for the selected image's kind (sample data) when it ships, else None."""
+        layer = self.viewer.layers.selection.active
+        name = image_model(layer) if isinstance(layer, Image) else ""
+        folder = models_dir() / name if name else None
+        return folder if folder is not None and (folder / "config.json").is_file() else None
+
+    def _follow_sample_model(self, *_: Any) -> None:
+        """While a bundled model is in use, switch to the bundled model made for the selected sample image (an
+        H&E tile gets the MoNuSeg model, a chest X-ray the QaTa one); a model the user chose is never replaced."""
+        folder = self._sample_model()
+        current = Path(self.ui.model_path.text()).resolve()
+        if folder is None or current == folder.resolve() or current.parent != models_dir().resolve():
+            return
+        self.say(f"using the bundled model {folder.name}, made for images like '{self.viewer.layers.selection.active}'")
+        self.load_model(folder)
 
     def _sides_changed(self, *_: Any) -> None:
         """State the new convention by the prompt box; a prefilled sentence keeps its meaning (it is rewritten)."""

@@ -124,3 +124,36 @@ def test_amvlm_napari_launcher(qtbot, tiny_seg_dir):
         assert len(viewer.layers) == 1 and widget.ui.prompt.text() == viewer.layers[0].metadata["amvlm_text"]
     finally:
         viewer.close()
+
+
+def test_sample_images_bring_their_bundled_model(make_napari_viewer, qtbot, tiny_seg_dir, tmp_path, monkeypatch):
+    """While a bundled model is in use, a MoNuSeg tile switches to the MoNuSeg model and an X-ray back to the QaTa
+    one; a model the user chose stays. (Bundled models stood in for by copies of the tiny one.)"""
+    import shutil
+
+    from napari_amvlm._widgets import AMVLMWidget, _main
+
+    bundled = tmp_path / "models"
+    for name in ("amvlm-qata", "amvlm-monuseg"):
+        shutil.copytree(tiny_seg_dir, bundled / name)
+    monkeypatch.setattr(_main, "models_dir", lambda: bundled)
+    viewer = make_napari_viewer()
+    widget = AMVLMWidget(viewer, model_dir=bundled / "amvlm-qata")
+    viewer.window.add_dock_widget(widget)
+
+    def in_use(folder):
+        qtbot.waitUntil(lambda: not widget.busy and widget.model is not None and widget.model.folder == folder,
+                        timeout=TIMEOUT_MS)
+
+    in_use(bundled / "amvlm-qata")
+    viewer.open_sample("napari-amvlm", "monuseg_tile")
+    in_use(bundled / "amvlm-monuseg")
+    assert "amvlm-monuseg" in widget.ui.status.text()
+    viewer.open_sample("napari-amvlm", "qata_chest_xray")
+    in_use(bundled / "amvlm-qata")
+
+    widget.load_model(tiny_seg_dir)  # the user's own choice
+    in_use(tiny_seg_dir)
+    viewer.open_sample("napari-amvlm", "monuseg_tile")
+    qtbot.wait(200)
+    assert not widget.busy and widget.model.folder == tiny_seg_dir
