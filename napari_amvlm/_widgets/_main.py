@@ -219,6 +219,7 @@ class AMVLMWidget(QWidget, ProjectActions):
             self._end_progress()
 
     def _model_loaded(self, model: _work.LoadedModel) -> None:
+        self.ui.cleanup.setChecked(model.segmenter.seg.cfg.cleanup)  # the folder's default (off for histology)
         self._use_model(model)
         viewer = self._viewer()
         _gc.settle(viewer.layers if viewer is not None else [])  # the user was waiting for the model anyway

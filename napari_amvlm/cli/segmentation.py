@@ -28,6 +28,9 @@ def _train_parser(sub) -> None:
     lab.add_argument("--labeled-fraction", type=float, help="seeded fraction of labeled images, in (0, 1]")
     lab.add_argument("--labeled", nargs="+", metavar="NAME", help="explicit labeled image names (file stems)")
     p.add_argument("--no-text", action="store_true", help="plain Mean Teacher: no text-mask generator or fusion")
+    p.add_argument("--no-cleanup", action="store_true",
+                   help="the trained model's masks skip the clean-up of napari_amvlm/postprocess.py by default "
+                        "(for histology, where nuclei are smaller than the specks it removes)")
     p.add_argument("--init", metavar="DIR", help="continue from this model folder's trained segmenter (its "
                                                  "settings are kept; --no-text and --base are ignored)")
     p.add_argument("--init-unet", metavar="DIR", help="start the student and teacher U-Net from this model "
@@ -98,7 +101,7 @@ def _train(args: argparse.Namespace) -> int:
                             lr_floor=args.lr_floor, lr_schedule=args.schedule, bce=args.bce, keep=args.keep,
                             time_budget_s=60.0 * (args.time_budget or 0.0), budget_clock=args.budget_clock,
                             num_threads=args.threads, vflip_p=args.vflip)
-    seg_cfg = SegmenterConfig(use_text=not (args.no_text or args.supervised_only),
+    seg_cfg = SegmenterConfig(use_text=not (args.no_text or args.supervised_only), cleanup=not args.no_cleanup,
                               unet=UNetConfig(base=args.base, levels=args.levels, downsample=args.downsample))
     out = Path(args.out)
     if rank == 0:
@@ -178,14 +181,16 @@ def _postprocess_argument(p: argparse.ArgumentParser) -> None:
     from ..postprocess import Cleanup
 
     p.add_argument("--no-postprocess", action="store_true",
-                   help=f"keep the raw mask (default: {Cleanup().describe().replace('%', '%%')}; see "
-                        "napari_amvlm/postprocess.py); use it for histology, where targets are tiny")
+                   help="keep the raw mask (default: as the model folder says: "
+                        f"{Cleanup().describe().replace('%', '%%')} for the chest X-ray model, nothing for the "
+                        "histology one; see napari_amvlm/postprocess.py)")
 
 
-def _cleanup(args: argparse.Namespace):
+def _cleanup(args: argparse.Namespace, cfg):
+    """The clean-up for a command's masks: the model's default (``cfg``, its SegmenterConfig) unless turned off."""
     from ..postprocess import Cleanup
 
-    return None if args.no_postprocess else Cleanup()
+    return None if args.no_postprocess or not cfg.cleanup else Cleanup()
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -203,7 +208,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.zones:
         return _zones(args, seg, ds, dev)
     texts = [flip_text_horizontal(t) for t in ds.texts] if args.swap_sides else None
-    res = evaluate(seg, ds, mode=args.mode, device=dev, texts=texts, sides=args.sides, cleanup=_cleanup(args))
+    cleanup = _cleanup(args, seg.cfg)
+    res = evaluate(seg, ds, mode=args.mode, device=dev, texts=texts, sides=args.sides, cleanup=cleanup)
     if args.per_image:
         with open(args.per_image, "w", newline="") as f:
             w = csv.writer(f)
@@ -222,7 +228,8 @@ def _zones(args: argparse.Namespace, seg, ds, dev) -> int:
 
     from ..evaluation import zone_figure, zone_table
 
-    rows, figure = zone_figure(seg, ds, limit=args.zone_limit, device=dev, cleanup=_cleanup(args), mode=args.mode)
+    cleanup = _cleanup(args, seg.cfg)
+    rows, figure = zone_figure(seg, ds, limit=args.zone_limit, device=dev, cleanup=cleanup, mode=args.mode)
     if not figure:
         raise ValueError(f"no sentence in {args.data} names only upper or only lower zones")
     print(zone_table(rows, figure))
@@ -276,7 +283,7 @@ def _segment(args: argparse.Namespace) -> int:
     if image.ndim not in (2, 3):
         raise ValueError(f"{args.image}: a 2D image is needed, got shape {image.shape}")
     seg = Segmenter.from_folder(args.model, resolve_device(args.device))
-    pred = seg.predict(image, args.text, mode=args.mode, sides=args.sides, cleanup=_cleanup(args))
+    pred = seg.predict(image, args.text, mode=args.mode, sides=args.sides, cleanup=_cleanup(args, seg.seg.cfg))
     for notice in pred.notices:
         print(f"amvlm segment: warning: {notice}", file=sys.stderr)
     if pred.prompt is not None and pred.prompt.text != args.text.strip():

@@ -128,14 +128,21 @@ def test_amvlm_napari_launcher(qtbot, tiny_seg_dir):
 
 def test_sample_images_bring_their_bundled_model(make_napari_viewer, qtbot, tiny_seg_dir, tmp_path, monkeypatch):
     """While a bundled model is in use, a MoNuSeg tile switches to the MoNuSeg model and an X-ray back to the QaTa
-    one; a model the user chose stays. (Bundled models stood in for by copies of the tiny one.)"""
+    one, each with its own clean-up default; a model the user chose stays. (Bundled models stood in for by copies of
+    the tiny one.)"""
     import shutil
 
     from napari_amvlm._widgets import AMVLMWidget, _main
 
+    import json
+
     bundled = tmp_path / "models"
     for name in ("amvlm-qata", "amvlm-monuseg"):
         shutil.copytree(tiny_seg_dir, bundled / name)
+    seg_json = bundled / "amvlm-monuseg" / "segmenter.json"  # trained with --no-cleanup, as the histology model
+    cfg = json.loads(seg_json.read_text())
+    cfg["segmenter"]["cleanup"] = False
+    seg_json.write_text(json.dumps(cfg))
     monkeypatch.setattr(_main, "models_dir", lambda: bundled)
     viewer = make_napari_viewer()
     widget = AMVLMWidget(viewer, model_dir=bundled / "amvlm-qata")
@@ -148,9 +155,10 @@ def test_sample_images_bring_their_bundled_model(make_napari_viewer, qtbot, tiny
     in_use(bundled / "amvlm-qata")
     viewer.open_sample("napari-amvlm", "monuseg_tile")
     in_use(bundled / "amvlm-monuseg")
-    assert "amvlm-monuseg" in widget.ui.status.text()
+    assert "amvlm-monuseg" in widget.ui.status.text() and not widget.ui.cleanup.isChecked()  # the model's default
     viewer.open_sample("napari-amvlm", "qata_chest_xray")
     in_use(bundled / "amvlm-qata")
+    assert widget.ui.cleanup.isChecked()
 
     widget.load_model(tiny_seg_dir)  # the user's own choice
     in_use(tiny_seg_dir)

@@ -1,0 +1,53 @@
+"""The mask clean-up follows the model folder: on for chest X-ray models, off for a model trained with
+``amvlm train --no-cleanup`` (histology); ``--no-postprocess`` turns it off for any model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from napari_amvlm import inference
+from napari_amvlm.cli import main
+from napari_amvlm.model.hub import read_segmenter
+
+from ..conftest import SAMPLE_DATA, qata_sample_copy
+
+
+@pytest.fixture()
+def cleaned(monkeypatch):
+    """The number of masks that went through the clean-up."""
+    calls = []
+    real = inference.clean_mask
+    monkeypatch.setattr(inference, "clean_mask", lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+def _without_cleanup(folder, dest):
+    shutil.copytree(folder, dest)
+    cfg = json.loads((dest / "segmenter.json").read_text())
+    cfg["segmenter"]["cleanup"] = False
+    (dest / "segmenter.json").write_text(json.dumps(cfg))
+    return dest
+
+
+@pytest.mark.parametrize("model_cleanup, flags, expected", [
+    (True, [], 1), (True, ["--no-postprocess"], 0), (False, [], 0), (False, ["--no-postprocess"], 0),
+])  # fmt: skip
+def test_segment_cleans_up_as_the_model_says(cleaned, tiny_seg_dir, tmp_path, model_cleanup, flags, expected):
+    model = tiny_seg_dir if model_cleanup else _without_cleanup(tiny_seg_dir, tmp_path / "histology")
+    image = next((SAMPLE_DATA / "qata" / "images").iterdir())
+    assert main(["segment", "--model", str(model), "--image", str(image), "--text", "lower left lung",
+                 "--out", str(tmp_path / "m.png"), *flags]) == 0
+    assert len(cleaned) == expected and (tmp_path / "m.png").is_file()
+
+
+def test_train_no_cleanup_writes_the_models_default(tiny_amvlm_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    qata_sample_copy(data, 4)
+    for flags, expected in (([], True), (["--no-cleanup"], False)):
+        out = tmp_path / f"trained-{expected}"
+        assert main(["train", "--data", str(data), "--model", str(tiny_amvlm_dir), "--out", str(out),
+                     "--labeled-fraction", "0.5", "--max-steps", "1", "--device", "cpu", *flags]) == 0
+        assert read_segmenter(out)[0].cleanup is expected
