@@ -158,6 +158,9 @@ def _evaluate_parser(sub) -> None:
                    help="prompt with each sentence's left/right swapped (position-word check)")
     p.add_argument("--one-side-only", action="store_true",
                    help="keep only images whose sentence names exactly one of left/right")
+    p.add_argument("--no-position-prior", action="store_true",
+                   help="switch off the text mask's learned position prior (napari_amvlm/model/textmask.py), to see "
+                        "what the vision-language model itself contributes")
     p.add_argument("--sides", choices=("image", "patient"), default="image",
                    help="what left/right in the folder's sentences mean: image (default), the datasets' "
                         "convention; patient reads them mirrored (a check that the masks follow the convention)")
@@ -202,6 +205,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     dev = resolve_device(args.device)
     seg = load_segmenter(args.model, dev)
+    if args.no_position_prior and seg.textmask is not None:
+        seg.textmask.prior = None
     ds = ImageTextDataset(args.data, size=seg.amvlm.cfg.vision.image_size, require_masks=True)
     if args.one_side_only:
         ds.keep([i for i, t in enumerate(ds.texts) if sides(t) in ({"left"}, {"right"})])

@@ -1,5 +1,6 @@
-"""The mask clean-up follows the model folder: on for chest X-ray models, off for a model trained with
-``amvlm train --no-cleanup`` (histology); ``--no-postprocess`` turns it off for any model."""
+"""Options of the segmentation commands: the mask clean-up follows the model folder (on for chest X-ray models, off
+for a model trained with ``amvlm train --no-cleanup``; ``--no-postprocess`` turns it off for any model), and
+``amvlm evaluate --no-position-prior`` scores the text mask without its learned position maps."""
 
 from __future__ import annotations
 
@@ -51,3 +52,28 @@ def test_train_no_cleanup_writes_the_models_default(tiny_amvlm_dir, tmp_path, ca
         assert main(["train", "--data", str(data), "--model", str(tiny_amvlm_dir), "--out", str(out),
                      "--labeled-fraction", "0.5", "--max-steps", "1", "--device", "cpu", *flags]) == 0
         assert read_segmenter(out)[0].cleanup is expected
+
+
+def test_evaluate_without_the_position_prior(tiny_seg_dir, tmp_path, capsys):
+    """--no-position-prior drops the text mask's learned position maps: with a strong prior on the named regions the
+    text-mask Dice changes, and it equals the Dice of the same model whose prior is zero."""
+    import torch
+
+    from napari_amvlm.model.hub import load_segmenter, save_segmenter
+
+    data = tmp_path / "data"
+    qata_sample_copy(data, 4)
+    seg = load_segmenter(tiny_seg_dir)
+    flat = save_segmenter(seg, tmp_path / "flat")
+    with torch.no_grad():
+        seg.textmask.prior.fill_(5.0)
+    strong = save_segmenter(seg, tmp_path / "strong")
+
+    def dice(model, *flags):
+        js = tmp_path / "summary.json"
+        assert main(["evaluate", "--model", str(model), "--data", str(data), "--mode", "textmask", "--no-postprocess",
+                     "--json", str(js), *flags]) == 0
+        capsys.readouterr()
+        return json.loads(js.read_text())["dice"]
+
+    assert dice(strong) != dice(strong, "--no-position-prior") == dice(flat)
