@@ -48,10 +48,5 @@ $AMVLM train $COMMON --model "$WORK/amvlm" --init-unet "$WORK/sup0" --out "$WORK
     --time-budget $((STAGE2_MIN + ${PRETRAIN_MIN:-0})) > "$WORK/sup.log" 2>&1 &
 wait
 
-# 5. The fusion weight, chosen on held-out unlabeled training images (training never read their masks).
-$PY scripts/fusion_lambda.py --model "$WORK/seg" --data $TRAIN --labeled-fraction 0.25 --limit 600 --write
-for m in fused segmenter textmask; do
-    $AMVLM evaluate --model "$WORK/seg" --data "$VAL" --mode $m --per-image "$WORK/seg-$m.csv"
-done
-$AMVLM evaluate --model "$WORK/sup" --data "$VAL" --mode segmenter --per-image "$WORK/sup.csv"
-$PY scripts/compare_runs.py "$WORK/seg-fused.csv" "$WORK/sup.csv"
+# 5. The fusion weight and every figure of the model card.
+bash scripts/evaluate_bundled.sh "$NAME" "$WORK"

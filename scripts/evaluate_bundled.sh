@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The figures of a bundled model's card (issue 12), from the folders scripts/train_bundled.sh leaves in WORK:
+# the fusion weight chosen on held-out training images, validation Dice in each mode (with and without the clean-up,
+# the text mask also without its position prior), the paired t-test against the supervised-only baseline, and for
+# QaTa the position words (one-sided images, true vs swapped sentence) and stage-1 retrieval.
+#
+#   bash scripts/evaluate_bundled.sh qata|monuseg [WORK]     # WORK defaults to runs/<dataset>; writes WORK/figures/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NAME=${1:?give qata or monuseg}
+WORK=${2:-runs/$NAME}
+SHARED=${SHARED:-../shared/data}
+PY=${PY:-.venv/bin/python}
+AMVLM="$PY -m napari_amvlm.cli"
+export HF_HUB_OFFLINE=1
+case "$NAME" in
+  qata)    TRAIN="$SHARED/qata_cov19/train $SHARED/qata_cov19/train_rest"; VAL="$SHARED/qata_cov19/valid" ;;
+  monuseg) TRAIN="$SHARED/monuseg/Train_Folder"; VAL="$SHARED/monuseg/Val_Folder" ;;
+  *) echo "unknown dataset $NAME (qata or monuseg)" >&2; exit 2 ;;
+esac
+OUT="$WORK/figures"
+mkdir -p "$OUT"
+SEG="$WORK/seg"
+
+# The fusion weight, chosen on held-out unlabeled training images (training never read their masks).
+$PY scripts/fusion_lambda.py --model "$SEG" --data $TRAIN --labeled-fraction 0.25 --limit 600 --write | tee "$OUT/fusion.txt"
+for m in fused segmenter textmask; do
+    $AMVLM evaluate --model "$SEG" --data "$VAL" --mode $m --per-image "$OUT/seg-$m.csv" --json "$OUT/seg-$m.json"
+done
+$AMVLM evaluate --model "$SEG" --data "$VAL" --no-postprocess --json "$OUT/seg-fused-raw.json"
+$AMVLM evaluate --model "$SEG" --data "$VAL" --mode textmask --no-position-prior --json "$OUT/seg-textmask-noprior.json"
+$AMVLM evaluate --model "$WORK/sup" --data "$VAL" --mode segmenter --per-image "$OUT/sup.csv" --json "$OUT/sup.json"
+$PY scripts/compare_runs.py "$OUT/seg-fused.csv" "$OUT/sup.csv" | tee "$OUT/compare.txt"
+if [ "$NAME" = qata ]; then
+    $AMVLM evaluate --model "$SEG" --data "$VAL" --one-side-only --json "$OUT/side-true.json"
+    $AMVLM evaluate --model "$SEG" --data "$VAL" --one-side-only --swap-sides --json "$OUT/side-swapped.json"
+    $AMVLM retrieval --model "$SEG" --data "$VAL" --reference "$SHARED/qata_cov19/train" --json "$OUT/retrieval.json" \
+        | tee "$OUT/retrieval.txt"
+fi
