@@ -2,7 +2,7 @@
 # The figures of a bundled model's card (issue 12), from the folders scripts/train_bundled.sh leaves in WORK:
 # the fusion weight chosen on held-out training images, validation Dice in each mode (with and without the clean-up,
 # the text mask also without its position prior), the paired t-test against the supervised-only baseline, and for
-# QaTa the position words (one-sided images, true vs swapped sentence) and stage-1 retrieval.
+# QaTa the position words (one-sided images, true vs swapped sentence; zones) and stage-1 retrieval.
 #
 #   bash scripts/evaluate_bundled.sh qata|monuseg [WORK]     # WORK defaults to runs/<dataset>; writes WORK/figures/
 set -euo pipefail
@@ -34,6 +34,7 @@ $PY scripts/compare_runs.py "$OUT/seg-fused.csv" "$OUT/sup.csv" | tee "$OUT/comp
 if [ "$NAME" = qata ]; then
     $AMVLM evaluate --model "$SEG" --data "$VAL" --one-side-only --json "$OUT/side-true.json"
     $AMVLM evaluate --model "$SEG" --data "$VAL" --one-side-only --swap-sides --json "$OUT/side-swapped.json"
+    $AMVLM evaluate --model "$SEG" --data "$VAL" --zones --json "$OUT/zones.json" | tee "$OUT/zones.md"
     $AMVLM retrieval --model "$SEG" --data "$VAL" --reference "$SHARED/qata_cov19/train" --json "$OUT/retrieval.json" \
         | tee "$OUT/retrieval.txt"
 fi
