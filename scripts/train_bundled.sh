@@ -23,8 +23,8 @@ case "$NAME" in
     TRAIN="$SHARED/monuseg/Train_Folder"; VAL="$SHARED/monuseg/Val_Folder"
     UNET="--levels 5 --downsample 1"; FLIPS="--vflip 0.5"; BATCH="--labeled-batch 4 --unlabeled-batch 4"
     CLEAN="--no-cleanup"  # nuclei are smaller than the specks the clean-up removes
-    SUP_MIN=20; PRETRAIN="--epochs 40 --batch-size 8"; STEM=scripts/amvlm_hybrid_full.json
-    STAGE2_MIN=${STAGE2_MIN:-15} ;;
+    SUP_MIN=20; PRETRAIN="--epochs 20 --batch-size 8"; STEM=scripts/amvlm_hybrid_full.json
+    STAGE2_MIN=${STAGE2_MIN:-10} ;;
   *) echo "unknown dataset $NAME (qata or monuseg)" >&2; exit 2 ;;
 esac
 mkdir -p "$WORK"
