@@ -15,10 +15,10 @@ PY=${PY:-.venv/bin/python}
 AMVLM="$PY -m napari_amvlm.cli"
 export HF_HUB_OFFLINE=1
 case "$NAME" in
-  qata)  # the whole official training split: 5,716 images, 25 % = 1,429 labeled
+  qata)  # the whole official training split: 5,716 images, 25 % = 1,429 labeled; stage 1 stops after 2 of 3 epochs
     TRAIN="$SHARED/qata_cov19/train $SHARED/qata_cov19/train_rest"; VAL="$SHARED/qata_cov19/valid"
     UNET="--levels 5 --downsample 2"; FLIPS="--vflip 0"; BATCH="--labeled-batch 8 --unlabeled-batch 8"; CLEAN=""
-    SUP_MIN=50; PRETRAIN="--epochs 2 --batch-size 32"; STEM=scripts/amvlm_hybrid.json; STAGE2_MIN=${STAGE2_MIN:-55} ;;
+    SUP_MIN=50; PRETRAIN="--epochs 3 --max-steps 356 --batch-size 32"; STEM=scripts/amvlm_hybrid.json; STAGE2_MIN=${STAGE2_MIN:-55} ;;
   monuseg)  # 24 H&E tiles, 25 % = 6 labeled; nuclei are small at 224 px, so the U-Net works at full size
     TRAIN="$SHARED/monuseg/Train_Folder"; VAL="$SHARED/monuseg/Val_Folder"
     UNET="--levels 5 --downsample 1"; FLIPS="--vflip 0.5"; BATCH="--labeled-batch 4 --unlabeled-batch 4"
