@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labeled-fraction", type=float, required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, help="use the first N held-out images")
-    ap.add_argument("--lambdas", default="0.3,0.4,0.5,0.6,0.7,0.8,0.9")
+    ap.add_argument("--lambdas", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
+                    help="weights of the text mask to try (0: the U-Net alone, 1: the text mask alone)")
     ap.add_argument("--write", action="store_true", help="store the best lambda in the model's segmenter.json")
     ap.add_argument("--rule", choices=("linear", "logit"), default="linear",
                     help="fusion rule to score: the shipped linear one, or a weighted logit average (comparison only)")
