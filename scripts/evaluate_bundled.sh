@@ -23,7 +23,9 @@ mkdir -p "$OUT"
 SEG="$WORK/seg"
 
 # The fusion weight, chosen on held-out unlabeled training images (training never read their masks).
-$PY scripts/fusion_lambda.py --model "$SEG" --data $TRAIN --labeled-fraction 0.25 --limit 600 --write | tee "$OUT/fusion.txt"
+# LAMBDA (optional) overrides the best weight: the QaTa model ships with LAMBDA=0.7 (see its card).
+$PY scripts/fusion_lambda.py --model "$SEG" --data $TRAIN --labeled-fraction 0.25 --limit 600 --write \
+    ${LAMBDA:+--choose "$LAMBDA"} | tee "$OUT/fusion.txt"
 for m in fused segmenter textmask; do
     $AMVLM evaluate --model "$SEG" --data "$VAL" --mode $m --per-image "$OUT/seg-$m.csv" --json "$OUT/seg-$m.json"
 done

@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lambdas", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
                     help="weights of the text mask to try (0: the U-Net alone, 1: the text mask alone)")
     ap.add_argument("--write", action="store_true", help="store the best lambda in the model's segmenter.json")
+    ap.add_argument("--choose", type=float, help="with --write: store this lambda instead of the best one (a choice "
+                                                  "made on the printed table, e.g. for the true-vs-swapped gap)")
     ap.add_argument("--rule", choices=("linear", "logit"), default="linear",
                     help="fusion rule to score: the shipped linear one, or a weighted logit average (comparison only)")
     args = ap.parse_args(argv)
@@ -95,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write and args.rule != "linear":
         raise SystemExit("--write stores a linear fusion weight: run it with --rule linear")
     if args.write:
+        best = best if args.choose is None else args.choose
         path = args.model / SEG_CONFIG_NAME
         doc = json.loads(path.read_text())
         doc["segmenter"]["fusion_lambda"] = best

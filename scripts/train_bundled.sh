@@ -49,4 +49,5 @@ $AMVLM train $COMMON --model "$WORK/amvlm" --init-unet "$WORK/sup0" --out "$WORK
 wait
 
 # 5. The fusion weight and every figure of the model card.
+[ "$NAME" = qata ] && export LAMBDA=${LAMBDA:-0.7}  # the shipped choice (models/amvlm-qata/README.md)
 bash scripts/evaluate_bundled.sh "$NAME" "$WORK"
