@@ -32,7 +32,9 @@ done
 $AMVLM evaluate --model "$SEG" --data "$VAL" --no-postprocess --json "$OUT/seg-fused-raw.json"
 $AMVLM evaluate --model "$SEG" --data "$VAL" --mode textmask --no-position-prior --json "$OUT/seg-textmask-noprior.json"
 $AMVLM evaluate --model "$WORK/sup" --data "$VAL" --mode segmenter --per-image "$OUT/sup.csv" --json "$OUT/sup.json"
+$AMVLM evaluate --model "$WORK/sup0" --data "$VAL" --mode segmenter --per-image "$OUT/sup0.csv" --json "$OUT/sup0.json"
 $PY scripts/compare_runs.py "$OUT/seg-fused.csv" "$OUT/sup.csv" | tee "$OUT/compare.txt"
+$PY scripts/compare_runs.py "$OUT/seg-fused.csv" "$OUT/sup0.csv" | tee -a "$OUT/compare.txt"
 if [ "$NAME" = qata ]; then
     $AMVLM evaluate --model "$SEG" --data "$VAL" --one-side-only --json "$OUT/side-true.json"
     $AMVLM evaluate --model "$SEG" --data "$VAL" --one-side-only --swap-sides --json "$OUT/side-swapped.json"
