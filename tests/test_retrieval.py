@@ -92,3 +92,18 @@ def test_posterior_ranking_adds_the_log_frequency():
 
     res = retrieval_accuracy(Flat({}, []), QATA, QATA)
     assert res.posterior_top1 == res.prior_top1 and res.posterior_top5 == res.prior_top5
+
+
+def test_shipped_model_ties_images_to_their_sentences():
+    """Issue-12 goal for the bundled AMVLM on qata_cov19/valid: above the frequency prior (top-1 > 21 %, top-5 > 55 %).
+    Met by the posterior ranking (models/amvlm-qata/README.md: 31.00 / 67.75); the cosine ranking and the side
+    preference (50.9 %, goal 90 %) are not there yet, so they are printed, not asserted."""
+    from napari_amvlm.model.hub import load_model
+
+    from .conftest import ROOT, shared_data
+
+    res = retrieval_accuracy(load_model(ROOT / "models" / "amvlm-qata"), shared_data("qata_cov19", "valid"),
+                             shared_data("qata_cov19", "train"))
+    print("\n" + res.line())
+    assert res.n_images == 400 and res.n_one_sided == 116
+    assert res.posterior_top1 > max(21.0, res.prior_top1) and res.posterior_top5 > max(55.0, res.prior_top5)

@@ -46,3 +46,22 @@ def test_text_mask_sits_on_the_named_side(shipped):
         for text, l_mass, r_mass in zip(texts, left.tolist(), right.tolist()):
             named_left = sides(text) == {"left"}
             assert (l_mass > r_mass) == named_left, (text, l_mass, r_mass)
+
+
+def test_shipped_model_on_the_one_sided_validation_images():
+    """Issue-12 goal on the 116 one-sided images of qata_cov19/valid: the true sentence beats the same sentence with
+    left and right swapped by at least 30 Dice (fused, as the plugin shows; measured 55.37 vs 5.63). The other goal,
+    true >= 60, is not met yet: the assertion holds about the measured level (54) so that a regression fails."""
+    from ..conftest import shared_data
+
+    seg = load_segmenter(ROOT / "models" / "amvlm-qata")
+    ds = ImageTextDataset(shared_data("qata_cov19", "valid"), size=seg.amvlm.cfg.vision.image_size,
+                          require_masks=True)
+    ds.keep([i for i, t in enumerate(ds.texts) if sides(t) in ({"left"}, {"right"})])
+    from napari_amvlm.postprocess import Cleanup
+
+    true = evaluate(seg, ds, mode="fused", cleanup=Cleanup())  # the model's clean-up, as the plugin shows
+    swapped = evaluate(seg, ds, mode="fused", texts=[flip_text_horizontal(t) for t in ds.texts], cleanup=Cleanup())
+    print(f"\none-sided valid images: true {true.line()} | swapped {swapped.line()}")
+    assert len(ds) == 116
+    assert true.mean_dice >= 54.0 and true.mean_dice - swapped.mean_dice >= 30.0
