@@ -5,19 +5,7 @@
 # QaTa the position words (one-sided images, true vs swapped sentence; zones) and stage-1 retrieval.
 #
 #   bash scripts/evaluate_bundled.sh qata|monuseg [WORK]     # WORK defaults to runs/<dataset>; writes WORK/figures/
-set -euo pipefail
-cd "$(dirname "$0")/.."
-NAME=${1:?give qata or monuseg}
-WORK=${2:-runs/$NAME}
-SHARED=${SHARED:-../shared/data}
-PY=${PY:-.venv/bin/python}
-AMVLM="$PY -m napari_amvlm.cli"
-export HF_HUB_OFFLINE=1
-case "$NAME" in
-  qata)    TRAIN="$SHARED/qata_cov19/train $SHARED/qata_cov19/train_rest"; VAL="$SHARED/qata_cov19/valid" ;;
-  monuseg) TRAIN="$SHARED/monuseg/Train_Folder"; VAL="$SHARED/monuseg/Val_Folder" ;;
-  *) echo "unknown dataset $NAME (qata or monuseg)" >&2; exit 2 ;;
-esac
+source "$(dirname "$0")/_bundled.sh"
 OUT="$WORK/figures"
 mkdir -p "$OUT"
 SEG="$WORK/seg"

@@ -6,26 +6,16 @@
 # Run it again to continue: every stage resumes where it stopped. Budgets are CPU time of one thread
 # (--budget-clock cpu --threads 1), so the two stage-2 runs can share a 2-core machine and still get exactly the
 # same compute; on 2 idle cores one CPU minute is about half a minute of wall time.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-NAME=${1:?give qata or monuseg}
-WORK=${2:-runs/$NAME}
-SHARED=${SHARED:-../shared/data}
-PY=${PY:-.venv/bin/python}
-AMVLM="$PY -m napari_amvlm.cli"
-export HF_HUB_OFFLINE=1
+source "$(dirname "$0")/_bundled.sh"  # NAME, WORK, TRAIN, VAL, PY, AMVLM
 case "$NAME" in
   qata)  # the whole official training split: 5,716 images, 25 % = 1,429 labeled; stage 1 stops after 2 of 3 epochs
-    TRAIN="$SHARED/qata_cov19/train $SHARED/qata_cov19/train_rest"; VAL="$SHARED/qata_cov19/valid"
     UNET="--levels 5 --downsample 2"; FLIPS="--vflip 0"; BATCH="--labeled-batch 8 --unlabeled-batch 8"; CLEAN=""
     SUP_MIN=50; PRETRAIN="--epochs 3 --max-steps 356 --batch-size 32"; STEM=scripts/amvlm_hybrid.json; STAGE2_MIN=${STAGE2_MIN:-55} ;;
   monuseg)  # 24 H&E tiles, 25 % = 6 labeled; nuclei are small at 224 px, so the U-Net works at full size
-    TRAIN="$SHARED/monuseg/Train_Folder"; VAL="$SHARED/monuseg/Val_Folder"
     UNET="--levels 5 --downsample 1"; FLIPS="--vflip 0.5"; BATCH="--labeled-batch 4 --unlabeled-batch 4"
     CLEAN="--no-cleanup"  # nuclei are smaller than the specks the clean-up removes
     SUP_MIN=20; PRETRAIN="--epochs 20 --batch-size 8"; STEM=scripts/amvlm_hybrid_full.json
     STAGE2_MIN=${STAGE2_MIN:-10} ;;
-  *) echo "unknown dataset $NAME (qata or monuseg)" >&2; exit 2 ;;
 esac
 mkdir -p "$WORK"
 COMMON="--data $TRAIN --val $VAL --labeled-fraction 0.25 --lr 1e-3 --lr-floor 1e-5 --schedule cosine --bce plain
