@@ -4,7 +4,9 @@ The held-out images are the *unlabeled* part of the training split the segmenter
 fraction and seed): training never read their masks, so choosing lambda on them leaves the validation split
 untouched. Prints mean per-image Dice (at 0.5, model size) for each lambda, and for images whose sentence names
 one side only, with the true and the left/right-swapped sentence. ``--write`` stores the best lambda in the
-model folder's segmenter.json (atomically).
+model folder's segmenter.json (atomically). ``--min-areas`` adds a second table: Dice after the clean-up of
+napari_amvlm/postprocess.py at the model's stored lambda, for each smallest region kept (the data behind its
+``min_area`` default).
 
     python scripts/fusion_lambda.py --model runs/seg-qata2 --data ../shared/data/qata_cov19/train \\
         --labeled-fraction 0.25 --limit 600
@@ -26,6 +28,7 @@ from napari_amvlm.data.text import flip_text_horizontal, sides
 from napari_amvlm.fusion import fuse
 from napari_amvlm.metrics import dice_iou
 from napari_amvlm.model.hub import SEG_CONFIG_NAME, load_segmenter
+from napari_amvlm.postprocess import Cleanup, clean_mask
 
 
 @torch.inference_mode()
@@ -60,6 +63,17 @@ def mean_dice(p, t, masks, lam, keep=None, rule="linear"):
     return 100 * float(np.mean([dice_iou(prob[i] > 0.5, masks[i])[0] for i in idx]))
 
 
+def cleanup_table(p, t, masks, images, lam, min_areas):
+    """[(min_area, mean Dice)] of the fused masks at ``lam`` after the clean-up with each ``min_area`` (None: no
+    clean-up at all)."""
+    fused = (fuse(torch.from_numpy(p), torch.from_numpy(t), lam).numpy() > 0.5)
+    rows = []
+    for area in [None, *min_areas]:
+        preds = fused if area is None else [clean_mask(m, img, Cleanup(min_area=area)) for m, img in zip(fused, images)]
+        rows.append((area, 100 * float(np.mean([dice_iou(pr, mk)[0] for pr, mk in zip(preds, masks)]))))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, required=True)
@@ -74,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                                                   "made on the printed table, e.g. for the true-vs-swapped gap)")
     ap.add_argument("--rule", choices=("linear", "logit"), default="linear",
                     help="fusion rule to score: the shipped linear one, or a weighted logit average (comparison only)")
+    ap.add_argument("--min-areas", help="comma-separated smallest regions (fractions of the image) to score the "
+                                         "clean-up with, at the model's stored lambda, e.g. 0,0.002,0.005,0.01")
     args = ap.parse_args(argv)
     seg = load_segmenter(args.model)
     ds = ImageTextDataset(args.data, size=seg.amvlm.cfg.vision.image_size)
@@ -94,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{lam:.2f} | {rows[-1][1]:.2f} | {rows[-1][2]:.2f} | {rows[-1][3]:.2f}")
     best = max(rows, key=lambda r: r[1])[0]
     print(f"best lambda by Dice on all held-out images: {best:.2f}")
+    if args.min_areas:
+        lam = seg.cfg.fusion_lambda
+        images = [ds[i]["image"].numpy().transpose(1, 2, 0) for i in range(len(ds))]
+        print(f"clean-up at the stored lambda {lam:.2f}: smallest region kept (fraction of the image) | Dice all")
+        for area, dice in cleanup_table(p, t, masks, images, lam, [float(x) for x in args.min_areas.split(",")]):
+            print(f"{'no clean-up' if area is None else f'{area:g}'} | {dice:.2f}")
     if args.write and args.rule != "linear":
         raise SystemExit("--write stores a linear fusion weight: run it with --rule linear")
     if args.write:

@@ -66,3 +66,25 @@ def test_colour_images_skip_the_body_step():
     mask[0:30, 0:30] = True
     assert np.array_equal(clean_mask(mask, rgb), mask)
     assert not clean_mask(mask, rgb.mean(axis=-1).astype(np.uint8)).any()  # the same image in gray: removed
+
+
+def test_the_clean_up_table_of_fusion_lambda_scores_each_smallest_region():
+    """scripts/fusion_lambda.py --min-areas: the row without clean-up keeps a speck the others remove, so it
+    scores lower; a threshold above the true region's size removes that too and scores zero."""
+    import importlib.util
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("fusion_lambda", ROOT / "scripts" / "fusion_lambda.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    img = chest()
+    truth = np.zeros(img.shape, bool)
+    truth[ellipse(90, 84, 30, 12, img.shape)] = True  # about 2.4 % of the image, inside the left lung
+    speck = np.zeros(img.shape, bool)
+    speck[100:104, 150:154] = True  # 16 pixels, 0.03 % of the image, in the other lung
+    p = (truth | speck).astype(np.float32)[None]
+    rows = dict(script.cleanup_table(p, p, truth[None], [img], 0.5, [0.0001, 0.001, 0.05]))
+    assert rows[None] == rows[0.0001] < 100  # the speck is bigger than 0.01 %: kept
+    assert rows[0.001] == pytest.approx(100)  # removed
+    assert rows[0.05] == 0  # the true region is removed too
