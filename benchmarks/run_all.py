@@ -7,6 +7,10 @@ this command::
 
 ``--quick`` runs a short version (a few repetitions, a tiny round) that only checks everything works. The
 viewer part runs in a child process under ``xvfb-run -a`` when no X server is set.
+
+The rounds beside a CPU-bound process (``ui_max_stall_ms_loaded``) are short ones (``ui_round.py --quick
+--load``: 4 labeled + 8 unlabeled images, one epoch), as many as ``--rounds``: the round's training process runs
+at niceness 10 and gets about a tenth of the CPU beside the load, so a full round would take half an hour.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ GOALS = [
     ("train_img_per_s", "training throughput, CPU (engine loop, median over steps)", None, None, "img/s"),
     ("train_img_per_s_gpu", "training throughput, GPU (when one is present)", None, None, "img/s"),
     ("ui_max_stall_ms", "largest event-loop gap in a real viewer while a round runs", "≤", 50, "ms"),
-    ("ui_max_stall_ms_loaded", "the same, beside a CPU-bound process on every core (`ui_round.py --load`)", "≤",
+    ("ui_max_stall_ms_loaded", "the same, short rounds beside a CPU-bound process on every core "
+                               "(`ui_round.py --quick --load`)", "≤",
      100, "ms"),
     ("peak_rss_mb", "peak resident memory of viewer + training process", "≤", 4000, "MB"),
 ]
@@ -92,7 +97,8 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     ui, why = (None, "skipped (--skip-ui)") if args.skip_ui else _ui(model, q, args.rounds, work / "ui.json")
     if why:
         warnings.append(why)
-    loaded, why = (None, None) if args.skip_ui else _ui(model, q, args.rounds, work / "ui_load.json", load=True)
+    loaded, why = ((None, None) if args.skip_ui else
+                   _ui(model, True, args.rounds or (1 if q else 3), work / "ui_load.json", load=True))
     if why:
         warnings.append(f"with --load: {why}")
 
