@@ -61,25 +61,45 @@ class AMVLM(nn.Module):
             "grid": out.grid,
         }
 
-    def encode_text(self, texts: list[str] | dict, with_dist: bool = True) -> dict:
+    def encode_text(self, texts: list[str] | dict, with_dist: bool = True, extra: list[str] | None = None) -> dict:
+        """Sentences -> global, tokens, word mask and PDT Gaussians. ``extra`` sentences (hard negatives) go
+        through the same pass: in training mode the projections' BatchNorm then normalises them with the same
+        batch statistics as ``texts``. Encoded in a pass of their own, they would differ from the sentences by
+        those statistics alone, and a loss comparing the two could be met without reading a word. Their global
+        embeddings come back as ``extra_global`` (none when ``extra`` is None)."""
+        n = None
+        if extra is not None:
+            if isinstance(texts, dict):
+                raise ValueError("extra sentences need the sentences as strings, not token ids")
+            texts = [texts] if isinstance(texts, str) else list(texts)
+            n = len(texts)
+            texts = texts + list(extra)
         out = self.text(texts)
-        tokens = self.text_token_proj(out.tokens, out.word_mask)
+        sentence = self.text_global_proj(out.sentence)
+        tokens, word_mask = out.tokens, out.word_mask
+        if n is not None:
+            tokens, word_mask = tokens[:n], word_mask[:n]
+        tokens = self.text_token_proj(tokens, word_mask)
         return {
-            "global": self.text_global_proj(out.sentence),
+            "global": sentence[:n],
+            "extra_global": None if n is None else sentence[n:],
             "tokens": tokens,
-            "word_mask": out.word_mask,
-            "dist": self.text_pdt(tokens, out.word_mask) if with_dist else None,
+            "word_mask": word_mask,
+            "dist": self.text_pdt(tokens, word_mask) if with_dist else None,
         }
 
-    def forward(self, images: torch.Tensor, texts: list[str] | dict, with_dist: bool = True) -> AMVLMEmbeddings:
+    def forward(self, images: torch.Tensor, texts: list[str] | dict, with_dist: bool = True,
+                extra_texts: list[str] | None = None) -> AMVLMEmbeddings:
+        """``extra_texts``: sentences encoded in the same text pass (see :meth:`encode_text`), whose global
+        embeddings land in ``extra_text_global``."""
         img = self.encode_image(images, with_dist)
-        txt = self.encode_text(texts, with_dist)
+        txt = self.encode_text(texts, with_dist, extra=extra_texts)
         if img["global"].shape[0] != txt["global"].shape[0]:
             raise ValueError(f"{img['global'].shape[0]} images but {txt['global'].shape[0]} sentences")
         return AMVLMEmbeddings(
             image_global=img["global"], image_tokens=img["tokens"], text_global=txt["global"],
             text_tokens=txt["tokens"], word_mask=txt["word_mask"], image_dist=img["dist"], text_dist=txt["dist"],
-            grid=img["grid"],
+            grid=img["grid"], extra_text_global=txt["extra_global"],
         )
 
     def trainable_parameters(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

@@ -46,3 +46,4 @@ class AMVLMEmbeddings:
     image_dist: Gaussian | None = None  # PDT Gaussians of the patch tokens, (B, P, E)
     text_dist: Gaussian | None = None  # PDT Gaussians of the word tokens, (B, L, E)
     grid: tuple[int, int] = (0, 0)
+    extra_text_global: torch.Tensor | None = None  # (M, E) sentences encoded in the same pass (hard negatives)
