@@ -30,6 +30,8 @@ class VisionConfig:
     stem_base: int = 16  # channels of the U-Net stem's first level (doubled at each level), as UNetConfig.base
     stem_downsample: int = 2  # the U-Net stem works at image_size / stem_downsample, as UNetConfig.downsample
     dropout: float = 0.0  # dropout inside the transformer blocks
+    pos_sincos: bool = False  # add fixed 2-D sine-cosine position codes (amplitude 1) to the patch tokens, on top of
+    # the learned embedding, which starts at std 0.02 and stays near it, far below the tokens' scale (see vision.py)
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # fixed input normalisation, per channel, on [0, 1] images
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)  # fixed input normalisation, per channel
 

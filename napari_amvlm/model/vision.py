@@ -82,6 +82,19 @@ def load_unet_stem(vision: VisionEncoder, unet_state: dict[str, torch.Tensor], s
     return len(picked)
 
 
+def sincos_2d(grid: int, width: int) -> torch.Tensor:
+    """Fixed position codes (grid*grid, width) for a row-major patch grid: a quarter of the channels is sin(row w_k),
+    a quarter cos(row w_k), then the same for the column, with w_k = 10000^(-k / (width/4)), k = 0 .. width/4 - 1."""
+    if width % 4:
+        raise ValueError(f"sine-cosine position codes need a width divisible by 4, got {width}")
+    quarter = width // 4
+    omega = 10000.0 ** (-torch.arange(quarter, dtype=torch.float64) / quarter)
+    rows, cols = torch.meshgrid(torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64),
+                                indexing="ij")
+    r, c = rows.reshape(-1, 1) * omega, cols.reshape(-1, 1) * omega
+    return torch.cat([r.sin(), r.cos(), c.sin(), c.cos()], dim=1).float()
+
+
 class Block(nn.Module):
     """Pre-norm transformer block (self-attention + MLP)."""
 
@@ -114,6 +127,12 @@ class VisionEncoder(nn.Module):
         n = cfg.grid * cfg.grid
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.width))
         self.pos_embed = nn.Parameter(torch.randn(1, n + 1, cfg.width) * 0.02)
+        # Fixed codes (CLS row zero), not stored: a learned embedding alone stays near its 0.02 start under AdamW
+        # while the U-Net stem's tokens are ~10x larger, so attention barely sees where a patch is.
+        fixed = torch.zeros(1, n + 1, cfg.width)
+        if cfg.pos_sincos:
+            fixed[0, 1:] = sincos_2d(cfg.grid, cfg.width)
+        self.register_buffer("pos_fixed", fixed, persistent=False)
         self.blocks = nn.ModuleList(Block(cfg.width, cfg.heads, cfg.mlp_ratio, cfg.dropout) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.width)
         self.register_buffer("mean", torch.tensor(cfg.mean).view(1, -1, 1, 1), persistent=False)
@@ -129,7 +148,7 @@ class VisionEncoder(nn.Module):
         x = self.stem((images - self.mean) / self.std)  # (B, D, g, g)
         b, d, gh, gw = x.shape
         x = x.flatten(2).transpose(1, 2)  # (B, P, D)
-        x = torch.cat([self.cls_token.expand(b, -1, -1), x], dim=1) + self.pos_embed
+        x = torch.cat([self.cls_token.expand(b, -1, -1), x], dim=1) + self.pos_embed + self.pos_fixed
         for block in self.blocks:
             x = block(x)
         x = self.norm(x)

@@ -25,7 +25,7 @@ from ..losses.total import amvlm_loss
 from ..model.amvlm import AMVLM
 from ..model.outputs import AMVLMEmbeddings
 from ..model.hub import check_state, read_segmenter, save_model, trained_state
-from ..model.vision import load_unet_stem
+from ..model.vision import UNetStem, load_unet_stem
 from .checkpoint import RESUME_NAME, load_resume, save_resume
 from .events import CheckpointEvent, DoneEvent, StartEvent, StepEvent
 from .schedule import warmup_cosine
@@ -73,7 +73,14 @@ def embed_with_negatives(model: AMVLM, images: torch.Tensor, texts: list[str], w
 def _train_mode(model: AMVLM, cfg: PretrainConfig) -> None:
     model.train()
     if cfg.freeze_stem:
-        model.vision.stem.eval()  # a fixed stem keeps its BatchNorm statistics too
+        fixed_stem(model).eval()  # a fixed stem keeps its BatchNorm statistics too
+
+
+def fixed_stem(model: AMVLM) -> torch.nn.Module:
+    """What ``freeze_stem`` keeps fixed: a U-Net stem's encoder levels (its 1x1 token projection is new and
+    learns), or the whole stem of the other towers."""
+    stem = model.vision.stem
+    return stem.encoders if isinstance(stem, UNetStem) else stem
 
 
 def init_stem_from(model: AMVLM, folder: str | Path) -> int:
@@ -104,7 +111,7 @@ def pretrain(data: list[str | Path] | str | Path, out: str | Path, model_cfg: AM
     if init_stem is not None:
         init_stem_from(model, init_stem)
     if train_cfg.freeze_stem:
-        model.vision.stem.requires_grad_(False)
+        fixed_stem(model).requires_grad_(False)
     model = model.to(dev)
     opt = _optimizer(model, train_cfg)
     steps_per_epoch = len(_batches(n, train_cfg.batch_size, train_cfg.seed, 0))

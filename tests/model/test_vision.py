@@ -56,3 +56,28 @@ def test_stem_config_is_checked():
 
     with pytest.raises(ValueError, match="power of 2"):
         AMVLMConfig(vision=hybrid(stem_downsample=3)).validate()
+
+
+def test_sincos_codes_follow_the_formula_and_tell_every_patch_apart():
+    from napari_amvlm.model.vision import sincos_2d
+
+    codes = sincos_2d(4, 8)  # quarter = 2: w = (1, 1/100)
+    assert codes.shape == (16, 8)
+    row, col = 2, 3  # patch 2 * 4 + 3
+    w = torch.tensor([1.0, 0.01])
+    expected = torch.cat([torch.sin(row * w), torch.cos(row * w), torch.sin(col * w), torch.cos(col * w)])
+    assert torch.allclose(codes[11], expected, atol=1e-6)
+    assert torch.cdist(codes, codes).add(torch.eye(16)).min() > 0.1  # no two patches share a code
+    with pytest.raises(ValueError, match="divisible by 4"):
+        sincos_2d(4, 6)
+
+
+def test_sincos_codes_reach_the_tokens_only_when_asked_and_are_not_stored():
+    torch.manual_seed(0)
+    plain, coded = VisionEncoder(hybrid()).eval(), VisionEncoder(hybrid(pos_sincos=True)).eval()
+    coded.load_state_dict(plain.state_dict())  # same keys: old model folders load either way
+    assert "pos_fixed" not in coded.state_dict() and not plain.pos_fixed.any()
+    x = torch.rand(1, 3, 64, 64)
+    a, b = plain(x), coded(x)
+    assert not torch.allclose(a.cls, b.cls)
+    assert coded.pos_fixed[0, 0].abs().sum() == 0 and coded.pos_fixed[0, 1:].abs().mean() > 0.5

@@ -122,11 +122,13 @@ def test_stem_starts_from_a_trained_unet_and_stays_fixed(tmp_path, tiny_cfg, tin
     unet = seg.unet.state_dict()
     for k, v in model.vision.stem.encoders.state_dict().items():
         assert torch.equal(v, unet[f"encoders.{k}"]), k  # weights and BatchNorm statistics as trained, untouched by stage 1
-    assert not torch.equal(model.vision.pos_embed, _fresh_pos_embed(model.cfg))  # the rest did train
+    fresh = _fresh_vision(model.cfg)
+    assert not torch.equal(model.vision.pos_embed, fresh.pos_embed)  # the rest did train,
+    assert not torch.equal(model.vision.stem.proj.weight, fresh.stem.proj.weight)  # the new token projection too
 
 
-def _fresh_pos_embed(cfg):
+def _fresh_vision(cfg):
     from napari_amvlm.model.amvlm import AMVLM
 
     torch.manual_seed(0)
-    return AMVLM(cfg).vision.pos_embed
+    return AMVLM(cfg).vision
