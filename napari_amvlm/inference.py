@@ -4,6 +4,10 @@ For an image and a prompt: P = teacher (U-Net) probability, T = text mask for th
 ``fuse(P, T) > 0.5`` — the same fusion as the pseudo-labels. P and the dense embeddings F depend only on the
 image, so they are cached: a second prompt on the same image runs only the text encoder and a dot product.
 
+With the model's ``flip_average`` setting, P and T are each the mean of the image's and its left-right mirror's
+(the mirror read with the sentence's sides swapped, its probabilities mirrored back): the prediction for a mirrored
+image and mirrored sentence is then exactly the mirrored prediction.
+
 Uncertainty (what to correct first): 1/2 |P - T| (teacher and text disagree) + 1/2 (1 - |2 fused - 1|)
 (fused probability near 0.5), both in [0, 1].
 
@@ -24,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .data.io import check_image, to_model_input
+from .data.text import flip_text_horizontal
 from .fusion import fuse
 from .postprocess import Cleanup, clean_mask
 from .prompts import PreparedPrompt, prepare_prompt, read_vocabulary
@@ -57,8 +62,17 @@ def check_mode(seg, mode: str) -> None:
 
 @torch.inference_mode()
 def batch_probabilities(seg, images: torch.Tensor, texts: list[str] | None, mode: str = "fused") -> torch.Tensor:
-    """Probabilities (B, 1, S, S) for model-sized images (B, 3, S, S) in [0, 1] and their own sentences."""
+    """Probabilities (B, 1, S, S) for model-sized images (B, 3, S, S) in [0, 1] and their own sentences; with the
+    model's ``flip_average``, the mean with the mirrored images' (sides swapped in the sentences), mirrored back."""
     check_mode(seg, mode)
+    p = _probabilities(seg, images, texts, mode)
+    if not seg.cfg.flip_average:
+        return p
+    mirrored = None if texts is None else [flip_text_horizontal(t) for t in texts]
+    return 0.5 * (p + _probabilities(seg, images.flip(-1), mirrored, mode).flip(-1))
+
+
+def _probabilities(seg, images: torch.Tensor, texts: list[str] | None, mode: str) -> torch.Tensor:
     if mode == "segmenter":
         return torch.sigmoid(seg.unet(images))
     tokens, grid, sentence = seg.frozen_embeddings(images, texts)
@@ -111,10 +125,13 @@ class Segmenter:
             return self._cache[key]
         self.cache_misses += 1
         x = torch.from_numpy(to_model_input(image, self.size))[None].to(self.device)
-        state = {"P": torch.sigmoid(self.seg.unet(x)), "shape": image.shape[:2]}
+        if self.seg.cfg.flip_average:  # the image and its mirror in one batch
+            x = torch.cat([x, x.flip(-1)])
+        p = torch.sigmoid(self.seg.unet(x))
+        state = {"P": p if len(p) == 1 else 0.5 * (p[:1] + p[1:].flip(-1)), "shape": image.shape[:2]}
         if self.seg.textmask is not None:
             img = self.seg.amvlm.encode_image(x, with_dist=False)
-            state["F"] = self.seg.textmask.dense(img["tokens"], img["grid"])
+            state["F"] = self.seg.textmask.dense(img["tokens"], img["grid"])  # (1 or 2, ...): image [, mirror]
         self._cache[key] = state
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -134,8 +151,7 @@ class Segmenter:
         p = prob = st["P"]
         t = None
         if prepared is not None:
-            sentence = self.seg.amvlm.encode_text([prepared.text], with_dist=False)["global"]
-            t = prob = self.seg.textmask.from_dense(st["F"], sentence, p.shape[-2:], [prepared.text]).prob
+            t = prob = self._text_prob(st, prepared.text)
         if mode == "fused":
             prob = fuse(p, t, self.seg.cfg.fusion_lambda)
         unc = 1.0 - (2 * prob - 1).abs()
@@ -147,6 +163,14 @@ class Segmenter:
             mask = clean_mask(mask, image, cleanup)
         return Prediction(mask=mask, prob=out[0], uncertainty=out[1], teacher_prob=out[2], text_prob=out[3],
                           prompt=prepared, cleaned=cleanup is not None)
+
+    def _text_prob(self, st: dict, text: str) -> torch.Tensor:
+        """T (1, 1, S, S) for the cached image: with a mirror in the cache, the mean of the image's T and the
+        mirror's T for the side-swapped sentence, mirrored back."""
+        texts = [text, flip_text_horizontal(text)][: len(st["F"])]
+        sentences = self.seg.amvlm.encode_text(texts, with_dist=False)["global"]
+        t = self.seg.textmask.from_dense(st["F"], sentences, st["P"].shape[-2:], texts).prob
+        return t if len(t) == 1 else 0.5 * (t[:1] + t[1:].flip(-1))
 
     @staticmethod
     def _to_image(x: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:

@@ -26,6 +26,7 @@ from napari_amvlm.data.dataset import ImageTextDataset
 from napari_amvlm.data.split import labeled_split
 from napari_amvlm.data.text import flip_text_horizontal, sides
 from napari_amvlm.fusion import fuse
+from napari_amvlm.inference import batch_probabilities
 from napari_amvlm.metrics import dice_iou
 from napari_amvlm.model.hub import SEG_CONFIG_NAME, load_segmenter
 from napari_amvlm.postprocess import Cleanup, clean_mask
@@ -33,20 +34,16 @@ from napari_amvlm.postprocess import Cleanup, clean_mask
 
 @torch.inference_mode()
 def probabilities(seg, ds, texts, swapped, batch: int = 16):
-    """Teacher P, text mask T and T for the swapped sentences (each (N, S, S) numpy), in one pass: the image
-    embeddings and dense features are computed once per image and reused for both sentences."""
+    """Teacher P, text mask T and T for the swapped sentences (each (N, S, S) numpy), computed as evaluation and
+    the widget compute them (``batch_probabilities``: the model's mirror averaging included)."""
     out = {"p": [], "t": [], "t_swapped": []}
     for start in range(0, len(ds), batch):
         items = [ds[i] for i in range(start, min(start + batch, len(ds)))]
         images = torch.stack([it["image"] for it in items])
-        size = images.shape[-2:]
-        img = seg.amvlm.encode_image(images, with_dist=False)
-        dense = seg.textmask.dense(img["tokens"], img["grid"])
-        out["p"].append(torch.sigmoid(seg.unet(images))[:, 0].numpy())
+        out["p"].append(batch_probabilities(seg, images, None, "segmenter")[:, 0].numpy())
         for key, sents in (("t", texts), ("t_swapped", swapped)):
             sent = [sents[it["index"]] for it in items]
-            sentence = seg.amvlm.encode_text(sent, with_dist=False)["global"]
-            out[key].append(seg.textmask.from_dense(dense, sentence, size, sent).prob[:, 0].numpy())
+            out[key].append(batch_probabilities(seg, images, sent, "textmask")[:, 0].numpy())
     return tuple(np.concatenate(v) for v in out.values())
 
 

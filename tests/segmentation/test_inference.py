@@ -97,3 +97,30 @@ def test_cleanup_is_applied_on_request(segmenter, monkeypatch):
 def test_bad_image_shape(segmenter):
     with pytest.raises(ValueError, match="unsupported image shape"):
         segmenter.predict(np.zeros((2, 3, 4, 5), np.uint8), "left")
+
+
+def test_mirror_averaging_makes_predictions_mirror_exact(segmenter):
+    """With flip_average, the prediction for the mirrored image and the side-swapped sentence is the mirrored
+    prediction, in the widget's path and in evaluation's; without it a model gives no such guarantee."""
+    from napari_amvlm.data.text import flip_text_horizontal
+    from napari_amvlm.inference import batch_probabilities
+
+    image = np.random.default_rng(6).integers(0, 255, (32, 32), dtype=np.uint8)
+    text = "unilateral pulmonary infection, one infected area, lower left lung."
+    mirrored = flip_text_horizontal(text)
+    x = torch.from_numpy(inference.to_model_input(image, 32))[None]
+    for on in (False, True):
+        segmenter.seg.cfg.flip_average = on
+        segmenter._cache.clear()
+        a, b = segmenter.predict(image, text), segmenter.predict(image[:, ::-1].copy(), mirrored)
+        same = all(np.allclose(getattr(a, k)[:, ::-1], getattr(b, k), atol=1e-5)
+                   for k in ("prob", "teacher_prob", "text_prob"))
+        assert same is on
+        fused = batch_probabilities(segmenter.seg, x, [text], "fused")
+        assert np.allclose(fused[0, 0].numpy(), a.prob, atol=1e-5)  # both paths agree
+        if on:
+            plain = inference._probabilities(segmenter.seg, x, [text], "fused")
+            flipped = inference._probabilities(segmenter.seg, x.flip(-1), [mirrored], "fused").flip(-1)
+            assert torch.allclose(fused, 0.5 * (plain + flipped), atol=1e-6)
+            seg_only = batch_probabilities(segmenter.seg, x, None, "segmenter")
+            assert np.allclose(seg_only[0, 0].numpy(), a.teacher_prob, atol=1e-5)
