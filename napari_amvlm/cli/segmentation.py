@@ -31,6 +31,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--no-cleanup", action="store_true",
                    help="the trained model's masks skip the clean-up of napari_amvlm/postprocess.py by default "
                         "(for histology, where nuclei are smaller than the specks it removes)")
+    p.add_argument("--flip-average", action="store_true",
+                   help="the trained model's predictions average the image and its left-right mirror (read with "
+                        "the sentence's sides swapped); validation during training uses it too")
     p.add_argument("--init", metavar="DIR", help="continue from this model folder's trained segmenter (its "
                                                  "settings are kept; --no-text and --base are ignored)")
     p.add_argument("--init-unet", metavar="DIR", help="start the student and teacher U-Net from this model "
@@ -102,7 +105,7 @@ def _train(args: argparse.Namespace) -> int:
                             time_budget_s=60.0 * (args.time_budget or 0.0), budget_clock=args.budget_clock,
                             num_threads=args.threads, vflip_p=args.vflip)
     seg_cfg = SegmenterConfig(use_text=not (args.no_text or args.supervised_only), cleanup=not args.no_cleanup,
-                              unet=UNetConfig(base=args.base, levels=args.levels, downsample=args.downsample))
+                              flip_average=args.flip_average, unet=UNetConfig(base=args.base, levels=args.levels, downsample=args.downsample))
     out = Path(args.out)
     if rank == 0:
         _check_inputs(args.data, args.val, args.val_limit)  # a bad file stops the command before it writes

@@ -44,14 +44,15 @@ def test_segment_cleans_up_as_the_model_says(cleaned, tiny_seg_dir, tmp_path, mo
     assert len(cleaned) == expected and (tmp_path / "m.png").is_file()
 
 
-def test_train_no_cleanup_writes_the_models_default(tiny_amvlm_dir, tmp_path, capsys):
+def test_train_writes_the_models_cleanup_and_mirror_defaults(tiny_amvlm_dir, tmp_path, capsys):
     data = tmp_path / "data"
     qata_sample_copy(data, 4)
-    for flags, expected in (([], True), (["--no-cleanup"], False)):
-        out = tmp_path / f"trained-{expected}"
+    for i, (flags, cleanup, mirror) in enumerate((([], True, False), (["--no-cleanup", "--flip-average"], False, True))):
+        out = tmp_path / f"trained-{i}"
         assert main(["train", "--data", str(data), "--model", str(tiny_amvlm_dir), "--out", str(out),
                      "--labeled-fraction", "0.5", "--max-steps", "1", "--device", "cpu", *flags]) == 0
-        assert read_segmenter(out)[0].cleanup is expected
+        cfg = read_segmenter(out)[0]
+        assert cfg.cleanup is cleanup and cfg.flip_average is mirror
 
 
 def test_evaluate_without_the_position_prior(tiny_seg_dir, tmp_path, capsys):
