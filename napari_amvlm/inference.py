@@ -82,6 +82,12 @@ def _probabilities(seg, images: torch.Tensor, texts: list[str] | None, mode: str
     return fuse(torch.sigmoid(seg.unet(images)), t, seg.cfg.fusion_lambda)
 
 
+def _mirror_mean(x: torch.Tensor) -> torch.Tensor:
+    """x (1, ...) unchanged; x (2, ...), an image's result and its mirror's, -> (1, ...) their mean, the mirror's
+    mirrored back."""
+    return x if len(x) == 1 else 0.5 * (x[:1] + x[1:].flip(-1))
+
+
 def image_key(image: np.ndarray) -> str:
     """Content hash of an image array (cache key)."""
     h = hashlib.sha1(np.ascontiguousarray(image).view(np.uint8))
@@ -128,7 +134,7 @@ class Segmenter:
         if self.seg.cfg.flip_average:  # the image and its mirror in one batch
             x = torch.cat([x, x.flip(-1)])
         p = torch.sigmoid(self.seg.unet(x))
-        state = {"P": p if len(p) == 1 else 0.5 * (p[:1] + p[1:].flip(-1)), "shape": image.shape[:2]}
+        state = {"P": _mirror_mean(p), "shape": image.shape[:2]}
         if self.seg.textmask is not None:
             img = self.seg.amvlm.encode_image(x, with_dist=False)
             state["F"] = self.seg.textmask.dense(img["tokens"], img["grid"])  # (1 or 2, ...): image [, mirror]
@@ -170,7 +176,7 @@ class Segmenter:
         texts = [text, flip_text_horizontal(text)][: len(st["F"])]
         sentences = self.seg.amvlm.encode_text(texts, with_dist=False)["global"]
         t = self.seg.textmask.from_dense(st["F"], sentences, st["P"].shape[-2:], texts).prob
-        return t if len(t) == 1 else 0.5 * (t[:1] + t[1:].flip(-1))
+        return _mirror_mean(t)
 
     @staticmethod
     def _to_image(x: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:

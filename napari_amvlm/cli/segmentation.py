@@ -105,7 +105,8 @@ def _train(args: argparse.Namespace) -> int:
                             time_budget_s=60.0 * (args.time_budget or 0.0), budget_clock=args.budget_clock,
                             num_threads=args.threads, vflip_p=args.vflip)
     seg_cfg = SegmenterConfig(use_text=not (args.no_text or args.supervised_only), cleanup=not args.no_cleanup,
-                              flip_average=args.flip_average, unet=UNetConfig(base=args.base, levels=args.levels, downsample=args.downsample))
+                              flip_average=args.flip_average,
+                              unet=UNetConfig(base=args.base, levels=args.levels, downsample=args.downsample))
     out = Path(args.out)
     if rank == 0:
         _check_inputs(args.data, args.val, args.val_limit)  # a bad file stops the command before it writes

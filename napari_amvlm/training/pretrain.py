@@ -23,8 +23,8 @@ from ..device import autocast, resolve_device
 from ..losses.position_negatives import position_rewrites
 from ..losses.total import amvlm_loss
 from ..model.amvlm import AMVLM
-from ..model.outputs import AMVLMEmbeddings
 from ..model.hub import check_state, read_segmenter, save_model, trained_state
+from ..model.outputs import AMVLMEmbeddings
 from ..model.vision import UNetStem, load_unet_stem
 from .checkpoint import RESUME_NAME, load_resume, save_resume
 from .events import CheckpointEvent, DoneEvent, StartEvent, StepEvent
