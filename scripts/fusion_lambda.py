@@ -23,7 +23,7 @@ import torch
 
 from napari_amvlm._atomic import atomic_write_text
 from napari_amvlm.data.dataset import ImageTextDataset
-from napari_amvlm.data.split import labeled_split
+from napari_amvlm.data.split import labeled_split, spread_sample
 from napari_amvlm.data.text import flip_text_horizontal, sides
 from napari_amvlm.fusion import fuse
 from napari_amvlm.inference import batch_probabilities
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, nargs="+", help="the training folder(s) the segmenter was trained on")
     ap.add_argument("--labeled-fraction", type=float, required=True)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--limit", type=int, help="use the first N held-out images")
+    ap.add_argument("--limit", type=int, help="use N held-out images drawn at random (with --seed) from all of them")
     ap.add_argument("--lambdas", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
                     help="weights of the text mask to try (0: the U-Net alone, 1: the text mask alone)")
     ap.add_argument("--write", action="store_true", help="store the best lambda in the model's segmenter.json")
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     seg = load_segmenter(args.model)
     ds = ImageTextDataset(args.data, size=seg.amvlm.cfg.vision.image_size)
     _, unlabeled = labeled_split([r.name for r in ds.records], args.labeled_fraction, None, args.seed)
-    held = [i for i in unlabeled if ds.records[i].mask is not None][: args.limit]
+    held = spread_sample([i for i in unlabeled if ds.records[i].mask is not None], args.limit, args.seed)
     ds.keep(held)
     masks = np.stack([ds[i]["mask"][0].numpy() > 0.5 for i in range(len(ds))])
     texts = list(ds.texts)

@@ -34,3 +34,17 @@ def labeled_split(names: Sequence[str], fraction: float | None = None, labeled: 
         chosen = sorted(torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k].tolist())
     rest = sorted(set(range(n)) - set(chosen))
     return chosen, rest
+
+
+def spread_sample(indices: Sequence[int], limit: int | None, seed: int = 0) -> list[int]:
+    """Up to ``limit`` of ``indices`` drawn at random with ``seed``, in their original order (all of them when
+    ``limit`` is None or not smaller). Use it instead of the first ``limit``: folders list their files by name, and
+    names often group images by source (QaTa's ``covid_*`` come before its ``sub-*``), so the first ones can all
+    come from one source."""
+    indices = list(indices)
+    if limit is None or limit >= len(indices):
+        return indices
+    if limit < 1:
+        raise ValueError(f"the sample size must be at least 1, got {limit}")
+    picked = torch.randperm(len(indices), generator=torch.Generator().manual_seed(seed))[:limit]
+    return [indices[i] for i in sorted(picked.tolist())]
