@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from napari_amvlm.data.dataset import ImageTextDataset
-from napari_amvlm.data.split import labeled_split, spread_sample
+from napari_amvlm.data.split import labeled_split, spread_sample, unseen_subjects
 from napari_amvlm.data.text import sides
 from napari_amvlm.fusion import fuse
 from napari_amvlm.inference import batch_probabilities
@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labeled-fraction", type=float,
                     help="use the held-out unlabeled images of these training folders (same split as training)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--new-patients", action="store_true",
+                    help="with --labeled-fraction: only patients with no labeled image (BIDS 'sub-<label>' names)")
     ap.add_argument("--only", metavar="PREFIX", help="only images whose name starts with PREFIX (QaTa: 'sub' or "
                                                      "'covid', its two sources)")
     ap.add_argument("--limit", type=int, help="use N of the images, drawn at random with --seed")
@@ -75,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     ds = ImageTextDataset(args.data, size=seg.amvlm.cfg.vision.image_size)
     keep = [i for i, r in enumerate(ds.records) if r.mask is not None]
     if args.labeled_fraction is not None:
-        _, unlabeled = labeled_split([r.name for r in ds.records], args.labeled_fraction, None, args.seed)
+        names = [r.name for r in ds.records]
+        labeled, unlabeled = labeled_split(names, args.labeled_fraction, None, args.seed)
+        if args.new_patients:
+            unlabeled = unseen_subjects(names, labeled, unlabeled)
         keep = [i for i in unlabeled if ds.records[i].mask is not None]
     if args.only:
         keep = [i for i in keep if ds.records[i].name.startswith(args.only)]

@@ -23,7 +23,7 @@ import torch
 
 from napari_amvlm._atomic import atomic_write_text
 from napari_amvlm.data.dataset import ImageTextDataset
-from napari_amvlm.data.split import labeled_split, spread_sample
+from napari_amvlm.data.split import labeled_split, spread_sample, unseen_subjects
 from napari_amvlm.data.text import flip_text_horizontal, sides
 from napari_amvlm.fusion import fuse
 from napari_amvlm.inference import batch_probabilities
@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labeled-fraction", type=float, required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, help="use N held-out images drawn at random (with --seed) from all of them")
+    ap.add_argument("--new-patients", action="store_true",
+                    help="only held-out images of patients with no labeled image (BIDS 'sub-<label>' in the file "
+                         "name), as in a validation split of new patients")
     ap.add_argument("--lambdas", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
                     help="weights of the text mask to try (0: the U-Net alone, 1: the text mask alone)")
     ap.add_argument("--write", action="store_true", help="store the best lambda in the model's segmenter.json")
@@ -90,7 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     seg = load_segmenter(args.model)
     ds = ImageTextDataset(args.data, size=seg.amvlm.cfg.vision.image_size)
-    _, unlabeled = labeled_split([r.name for r in ds.records], args.labeled_fraction, None, args.seed)
+    names = [r.name for r in ds.records]
+    labeled, unlabeled = labeled_split(names, args.labeled_fraction, None, args.seed)
+    if args.new_patients:
+        unlabeled = unseen_subjects(names, labeled, unlabeled)
+        if not unlabeled:
+            raise SystemExit("--new-patients: no held-out image names a patient (BIDS 'sub-<label>') without "
+                             "labeled images")
     held = spread_sample([i for i in unlabeled if ds.records[i].mask is not None], args.limit, args.seed)
     ds.keep(held)
     masks = np.stack([ds[i]["mask"][0].numpy() > 0.5 for i in range(len(ds))])
@@ -98,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     one_side = [i for i, s in enumerate(texts) if sides(s) in ({"left"}, {"right"})]
     p, t, t_swapped = probabilities(seg, ds, texts, [flip_text_horizontal(s) for s in texts])
     lambdas = [float(x) for x in args.lambdas.split(",")]
-    print(f"{len(ds)} held-out images ({len(one_side)} name one side) of {args.data}, model {args.model}")
+    whose = " of patients with no labeled image" if args.new_patients else ""
+    print(f"{len(ds)} held-out images{whose} ({len(one_side)} name one side) of {args.data}, model {args.model}")
     print("lambda | Dice all | one side: true | swapped")
     rows = []
     for lam in lambdas:

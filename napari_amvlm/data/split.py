@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import torch
+
+# BIDS names a file's subject with the entity "sub-<label>" (QaTa's BIMCV images: "sub-s12020_ses-e23592_...").
+_SUBJECT = re.compile(r"(?:^|_)sub-([A-Za-z0-9]+)")
 
 
 def labeled_split(names: Sequence[str], fraction: float | None = None, labeled: Sequence[str] | None = None,
@@ -48,3 +52,18 @@ def spread_sample(indices: Sequence[int], limit: int | None, seed: int = 0) -> l
         raise ValueError(f"the sample size must be at least 1, got {limit}")
     picked = torch.randperm(len(indices), generator=torch.Generator().manual_seed(seed))[:limit]
     return [indices[i] for i in sorted(picked.tolist())]
+
+
+def subject(name: str) -> str | None:
+    """The subject (patient) label a BIDS-style file name carries ("sub-s12020_ses-..." -> "s12020"), or None."""
+    m = _SUBJECT.search(name)
+    return m.group(1) if m else None
+
+
+def unseen_subjects(names: Sequence[str], labeled: Sequence[int], candidates: Sequence[int]) -> list[int]:
+    """The ``candidates`` whose file names carry a subject (see :func:`subject`) with no image among ``labeled``.
+
+    Images of a patient whose other images were labeled score higher than a new patient's (the same lungs, often
+    the same lesion), so choices scored on them favour memorising; a validation split of new patients does not."""
+    seen = {subject(names[i]) for i in labeled}
+    return [i for i in candidates if (s := subject(names[i])) is not None and s not in seen]
