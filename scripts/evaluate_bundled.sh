@@ -5,14 +5,17 @@
 # QaTa the position words (one-sided images, true vs swapped sentence; zones) and stage-1 retrieval.
 #
 #   bash scripts/evaluate_bundled.sh qata|monuseg [WORK]     # WORK defaults to runs/<dataset>; writes WORK/figures/
+#
+# SEG=FOLDER scores another stage 2 against the same baselines (e.g. a row of scripts/ablation_losses.sh), writing
+# its figures next to it (FOLDER/../figures).
 source "$(dirname "$0")/_bundled.sh"
-OUT="$WORK/figures"
+SEG=${SEG:-$WORK/seg}
+OUT="$(dirname "$SEG")/figures"
 mkdir -p "$OUT"
-SEG="$WORK/seg"
 
-# The fusion weight, chosen on held-out unlabeled training images (training never read their masks).
-# LAMBDA (optional) overrides the best weight: the QaTa model ships with LAMBDA=0.7 (see its card).
-$PY scripts/fusion_lambda.py --model "$SEG" --data $TRAIN --labeled-fraction 0.25 --limit 600 --write \
+# The fusion weight, chosen on held-out unlabeled training images (training never read their masks); for QaTa only
+# patients with no labeled image ($HELD). LAMBDA (optional) stores that weight instead of the best one.
+$PY scripts/fusion_lambda.py --model "$SEG" --data $TRAIN --labeled-fraction 0.25 --limit 600 $HELD --write \
     ${LAMBDA:+--choose "$LAMBDA"} | tee "$OUT/fusion.txt"
 for m in fused segmenter textmask; do
     $AMVLM evaluate --model "$SEG" --data "$VAL" --mode $m --per-image "$OUT/seg-$m.csv" --json "$OUT/seg-$m.json"

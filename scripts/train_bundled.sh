@@ -38,6 +38,5 @@ $AMVLM train $COMMON --model "$WORK/amvlm" --init-unet "$WORK/sup0" --out "$WORK
     --time-budget $((STAGE2_MIN + ${PRETRAIN_MIN:-0})) > "$WORK/sup.log" 2>&1 &
 wait
 
-# 5. The fusion weight and every figure of the model card.
-[ "$NAME" = qata ] && export LAMBDA=${LAMBDA:-0.7}  # the shipped choice (models/amvlm-qata/README.md)
+# 5. The fusion weight (the best on held-out images) and every figure of the model card.
 bash scripts/evaluate_bundled.sh "$NAME" "$WORK"

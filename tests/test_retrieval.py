@@ -96,9 +96,9 @@ def test_posterior_ranking_adds_the_log_frequency():
 
 def test_shipped_model_ties_images_to_their_sentences():
     """Issue-12 goal for the bundled AMVLM on qata_cov19/valid: above the frequency prior (top-1 > 21 %, top-5 > 55 %).
-    Met by the posterior ranking (models/amvlm-qata/README.md: 33.25 / 61.75); the cosine ranking is not, so it is
-    printed, not asserted. The side preference (67.2 %) misses its goal of 90 % and is held at 60 %, against 50.9 %
-    for the previous stage 1, so that a regression to guessing fails."""
+    Met by the posterior ranking (models/amvlm-qata/README.md: 33.75 / 62.75); the cosine ranking is not, so it is
+    printed, not asserted. The side preference (71.6 %) misses its goal of 90 % and is held at 70 %, against 67.2 %
+    with CSS and 50.9 % before the position-word fixes, so that a regression fails."""
     from napari_amvlm.model.hub import load_model
 
     from .conftest import ROOT, shared_data
@@ -108,4 +108,4 @@ def test_shipped_model_ties_images_to_their_sentences():
     print("\n" + res.line())
     assert res.n_images == 400 and res.n_one_sided == 116
     assert res.posterior_top1 > max(21.0, res.prior_top1) and res.posterior_top5 > max(55.0, res.prior_top5)
-    assert res.side >= 60.0
+    assert res.side >= 70.0

@@ -50,9 +50,9 @@ def test_text_mask_sits_on_the_named_side(shipped):
 
 
 def test_shipped_model_on_the_one_sided_validation_images(shipped):
-    """Issue-12 goal on the 116 one-sided images of qata_cov19/valid: the true sentence beats the same sentence with
-    left and right swapped by at least 30 Dice (fused, as the plugin shows; measured 57.75 vs 6.02). The other goal,
-    true >= 60, is not met yet: the assertion holds about the measured level (56) so that a regression fails."""
+    """Issue-12 goals on the 116 one-sided images of qata_cov19/valid: with the true sentence at least 60 Dice, and at
+    least 30 above the same sentence with left and right swapped (fused, as the plugin shows; measured 60.67 vs
+    3.89)."""
     seg, _ = shipped
     ds = ImageTextDataset(shared_data("qata_cov19", "valid"), size=seg.amvlm.cfg.vision.image_size,
                           require_masks=True)
@@ -61,4 +61,4 @@ def test_shipped_model_on_the_one_sided_validation_images(shipped):
     swapped = evaluate(seg, ds, mode="fused", texts=[flip_text_horizontal(t) for t in ds.texts], cleanup=Cleanup())
     print(f"\none-sided valid images: true {true.line()} | swapped {swapped.line()}")
     assert len(ds) == 116
-    assert true.mean_dice >= 56.0 and true.mean_dice - swapped.mean_dice >= 30.0
+    assert true.mean_dice >= 60.0 and true.mean_dice - swapped.mean_dice >= 30.0
