@@ -8,8 +8,12 @@ the held-out unlabeled images of the training folders (as ``fusion_lambda.py`` p
    fused mask. Compare with the stage-1 side figure of ``amvlm retrieval``: an embedding cannot place the lesion
    better than the segmenter trained on the same images finds it.
 2. Dice by true lesion area (thirds of the images), and the images under 50 Dice: how many over-segment (predicted
-   area > 1.5x the true one) or under-segment (< 2/3 of it).
+   area > 1.5x the true one) or under-segment (< 2/3 of it); for the smallest third, whether false-positive pixels
+   lie near the true mask (a wide edge) or far from it (another region).
 3. Mean Dice for each fusion weight and threshold (no clean-up), to see whether either is mis-set.
+4. With ``--partner DIR ...``: the fused Dice when the model's text mask T is fused with another model folder's
+   U-Net instead of its own teacher (run through this model's mirror averaging), e.g. the supervised-only floor
+   or a Mean Teacher trained without text. A partner whose errors are less like T's gains more from the fusion.
 
 Probabilities are computed as evaluation computes them (``batch_probabilities``, mirror averaging included).
 
@@ -23,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage as ndi
 
 from napari_amvlm.data.dataset import ImageTextDataset
 from napari_amvlm.data.split import labeled_split, spread_sample, unseen_subjects
@@ -34,15 +39,36 @@ from napari_amvlm.model.hub import load_segmenter
 
 
 @torch.inference_mode()
-def teacher_and_text(seg, ds: ImageTextDataset, batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """P and T, each (N, S, S) float32, for the images of ``ds`` and their own sentences."""
+def teacher_and_text(seg, ds: ImageTextDataset, batch: int = 16, text: bool = True
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+    """P and T (None without ``text``), each (N, S, S) float32, for the images of ``ds`` and their own sentences."""
     p, t = [], []
     for start in range(0, len(ds), batch):
         items = [ds[i] for i in range(start, min(start + batch, len(ds)))]
         images = torch.stack([it["image"] for it in items])
         p.append(batch_probabilities(seg, images, None, "segmenter")[:, 0].numpy())
-        t.append(batch_probabilities(seg, images, [it["text"] for it in items], "textmask")[:, 0].numpy())
-    return np.concatenate(p), np.concatenate(t)
+        if text:
+            t.append(batch_probabilities(seg, images, [it["text"] for it in items], "textmask")[:, 0].numpy())
+    return np.concatenate(p), (np.concatenate(t) if text else None)
+
+
+def partner_table(seg, ds: ImageTextDataset, masks: np.ndarray, p: np.ndarray, t: np.ndarray,
+                  partners: list[Path], lambdas=(0.0, 0.5, 0.6, 0.7)) -> list[str]:
+    """Markdown rows: fused Dice of T with the model's own U-Net and with each partner folder's U-Net."""
+    lines = ["| U-Net fused with the text mask | " + " | ".join(f"lambda {w:g}" for w in lambdas) + " |",
+             "|---" * (len(lambdas) + 1) + "|"]
+    own = seg.unet
+    try:
+        for name, probs in [("own teacher", p), *((str(d), None) for d in partners)]:
+            if probs is None:
+                seg.unet = load_segmenter(name).unet.eval()
+                probs = teacher_and_text(seg, ds, text=False)[0]
+            row = [dice_all(fuse(torch.from_numpy(probs), torch.from_numpy(t), w).numpy() > 0.5, masks).mean()
+                   for w in lambdas]
+            lines.append(f"| {name} | " + " | ".join(f"{d:.2f}" for d in row) + " |")
+    finally:
+        seg.unet = own
+    return lines
 
 
 def named_half_wins(masks: np.ndarray, named_left: np.ndarray) -> float:
@@ -51,6 +77,20 @@ def named_half_wins(masks: np.ndarray, named_left: np.ndarray) -> float:
     left = masks[..., : w // 2].sum((1, 2))
     right = masks[..., w - w // 2:].sum((1, 2))
     return 100.0 * float(np.mean(np.where(named_left, left > right, right > left)))
+
+
+NEAR_PX = 8
+
+
+def false_positive_distance(pred: np.ndarray, masks: np.ndarray) -> tuple[int, int]:
+    """(false-positive pixels within NEAR_PX of the true mask, those farther) over (N, H, W) boolean masks."""
+    near = far = 0
+    for pr, mk in zip(pred, masks):
+        ring = ndi.binary_dilation(mk, iterations=NEAR_PX)
+        fp = pr & ~mk
+        near += int((fp & ring).sum())
+        far += int((fp & ~ring).sum())
+    return near, far
 
 
 def dice_all(pred: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -70,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                                                      "'covid', its two sources)")
     ap.add_argument("--limit", type=int, help="use N of the images, drawn at random with --seed")
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--partner", type=Path, nargs="+", default=[], metavar="DIR",
+                    help="model folders whose U-Net to fuse with this model's text mask (table 4)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -118,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     under = int((area_pred[bad] < area_true[bad] / 1.5).sum())
     print(f"under 50 Dice: {bad.sum()} images ({100 * bad.mean():.1f} %); {over} over-segment, {under} "
           f"under-segment; their true area {area_true[bad].mean():.2f} %, predicted {area_pred[bad].mean():.2f} %")
+    small = area_true < cuts[0]
+    near, far = false_positive_distance(fused[small] > 0.5, masks[small])
+    print(f"smallest third: {near + far} false-positive pixels, {100 * near / max(near + far, 1):.0f} % of them within "
+          f"{NEAR_PX} px of the true mask (a drawn-too-wide edge), {100 * far / max(near + far, 1):.0f} % farther "
+          "(a region that is not the lesion)")
 
     thresholds = (0.4, 0.45, 0.5, 0.55, 0.6)
     print("\n3. Mean Dice (no clean-up) for each fusion weight (rows) and threshold (columns)")
@@ -126,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     for w in (0.0, 0.3, 0.5, 0.7, 0.85, 1.0):
         f = fuse(torch.from_numpy(p), torch.from_numpy(t), w).numpy()
         print(f"| {w:g} | " + " | ".join(f"{dice_all(f > th, masks).mean():.2f}" for th in thresholds) + " |")
+    if args.partner:
+        print("\n4. Mean Dice (no clean-up) of this model's text mask fused with other U-Nets")
+        print("\n".join(partner_table(seg, ds, masks, p, t, args.partner)))
     return 0
 
 
