@@ -35,10 +35,8 @@ json.dump(c, open(sys.argv[3], 'w'), indent=2)" scripts/amvlm_hybrid.json "$WEIG
         --init-stem "$WORK/sup0" --freeze-stem --device cpu --resume
     $AMVLM retrieval --model "$OUT/amvlm" --data "$VAL" --reference "$SHARED/qata_cov19/train" \
         --json "$OUT/retrieval.json" | tee "$OUT/retrieval.txt"; }
-    $AMVLM train --data $TRAIN --val "$VAL" --labeled-fraction 0.25 --lr 1e-3 --lr-floor 1e-5 --schedule cosine \
-        --bce plain --budget-clock cpu --threads 2 --keep last --epochs 100000 --device cpu --resume --vflip 0 \
-        --flip-average --labeled-batch 8 --unlabeled-batch 8 --model "$STAGE1" --init-unet "$WORK/sup0" \
-        --out "$OUT/seg" --rampup-epochs 2 --time-budget 55
+    $AMVLM train $STAGE2 --threads 2 --model "$STAGE1" --init-unet "$WORK/sup0" --out "$OUT/seg" --rampup-epochs 2 \
+        --time-budget 55
     $PY -c "import json, sys; p = sys.argv[1]; d = json.load(open(p)); d['segmenter']['fusion_lambda'] = 0.7; \
 json.dump(d, open(p, 'w'), indent=2)" "$OUT/seg/segmenter.json"
     $AMVLM evaluate --model "$OUT/seg" --data "$VAL" --mode fused --per-image "$OUT/seg-fused.csv" \

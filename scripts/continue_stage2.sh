@@ -10,9 +10,7 @@
 # lambda and compares each with its first cycle, and the two with each other (paired t-test, scripts/compare_runs.py).
 source "$(dirname "$0")/_bundled.sh" qata "${3:?give SEG SUP OUT [MIN]}"
 SEG=${1:?}; SUP=${2:?}; MIN=${4:-55}
-COMMON="--data $TRAIN --val $VAL --labeled-fraction 0.25 --lr 1e-3 --lr-floor 1e-5 --schedule cosine --bce plain
-        --budget-clock cpu --threads 1 --keep last --epochs 100000 --device cpu --resume --vflip 0 --flip-average
-        --labeled-batch 8 --unlabeled-batch 8 --time-budget $MIN"
+COMMON="$STAGE2 --threads 1 --time-budget $MIN"
 mkdir -p "$WORK"
 # The teacher is trained already, so its pseudo-labels count in full from the first step (no ramp-up).
 $AMVLM train $COMMON --model "$SEG" --init "$SEG" --out "$WORK/seg" --rampup-epochs 0 > "$WORK/seg.log" 2>&1 &

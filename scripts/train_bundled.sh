@@ -6,20 +6,14 @@
 # Run it again to continue: every stage resumes where it stopped. Budgets are CPU time of one thread
 # (--budget-clock cpu --threads 1), so the two stage-2 runs can share a 2-core machine and still get exactly the
 # same compute; on 2 idle cores one CPU minute is about half a minute of wall time.
-source "$(dirname "$0")/_bundled.sh"  # NAME, WORK, TRAIN, VAL, PY, AMVLM
+source "$(dirname "$0")/_bundled.sh"  # NAME, WORK, TRAIN, VAL, PY, AMVLM, UNET, STAGE2
 case "$NAME" in
-  qata)  # the whole official training split: 5,716 images, 25 % = 1,429 labeled; predictions averaged with the mirror
-    UNET="--levels 5 --downsample 2"; FLIPS="--vflip 0 --flip-average"; BATCH="--labeled-batch 8 --unlabeled-batch 8"
-    CLEAN=""; SUP_MIN=50; PRETRAIN="--epochs 2 --batch-size 32"; STEM=scripts/amvlm_hybrid.json; STAGE2_MIN=${STAGE2_MIN:-55} ;;
-  monuseg)  # 24 H&E tiles, 25 % = 6 labeled; nuclei are small at 224 px, so the U-Net works at full size
-    UNET="--levels 5 --downsample 1"; FLIPS="--vflip 0.5"; BATCH="--labeled-batch 4 --unlabeled-batch 4"
-    CLEAN="--no-cleanup"  # nuclei are smaller than the specks the clean-up removes
-    SUP_MIN=20; PRETRAIN="--epochs 20 --batch-size 8"; STEM=scripts/amvlm_hybrid_full.json
-    STAGE2_MIN=${STAGE2_MIN:-10} ;;
+  qata) SUP_MIN=50; PRETRAIN="--epochs 2 --batch-size 32"; STEM=scripts/amvlm_hybrid.json; STAGE2_MIN=${STAGE2_MIN:-55} ;;
+  monuseg) SUP_MIN=20; PRETRAIN="--epochs 20 --batch-size 8"; STEM=scripts/amvlm_hybrid_full.json
+           STAGE2_MIN=${STAGE2_MIN:-10} ;;
 esac
 mkdir -p "$WORK"
-COMMON="--data $TRAIN --val $VAL --labeled-fraction 0.25 --lr 1e-3 --lr-floor 1e-5 --schedule cosine --bce plain
-        --budget-clock cpu --threads 1 --keep last --epochs 100000 --device cpu --resume $FLIPS $BATCH $CLEAN"
+COMMON="$STAGE2 --threads 1"
 
 # 1. Supervised U-Net on the labeled images (for QaTa, the recipe-study row half-res-aug).
 $AMVLM train $COMMON $UNET --model models/amvlm-qata --out "$WORK/sup0" --supervised-only --time-budget $SUP_MIN
