@@ -22,13 +22,13 @@ fi
 wait
 $AMVLM evaluate --model "$WORK/seg" --data "$VAL" --mode fused --per-image "$WORK/seg.csv" --json "$WORK/seg.json"
 $AMVLM evaluate --model "$SEG" --data "$VAL" --mode fused --per-image "$WORK/seg-before.csv"
-if [ "$SUP" = - ]; then
-  $PY scripts/compare_runs.py "$WORK/seg-before.csv" "$WORK/seg.csv" | tee "$WORK/compare.txt"
-  exit 0
+if [ "$SUP" != - ]; then
+  $AMVLM evaluate --model "$WORK/sup" --data "$VAL" --mode segmenter --per-image "$WORK/sup.csv" --json "$WORK/sup.json"
+  $AMVLM evaluate --model "$SUP" --data "$VAL" --mode segmenter --per-image "$WORK/sup-before.csv"
 fi
-$AMVLM evaluate --model "$WORK/sup" --data "$VAL" --mode segmenter --per-image "$WORK/sup.csv" --json "$WORK/sup.json"
-$AMVLM evaluate --model "$SUP" --data "$VAL" --mode segmenter --per-image "$WORK/sup-before.csv"
-# the new cycle against the one before, and the model against the floor
+# the new cycle against the one before and, with a floor, the floor's cycles and the model against the floor
 { $PY scripts/compare_runs.py "$WORK/seg-before.csv" "$WORK/seg.csv"
-  $PY scripts/compare_runs.py "$WORK/sup-before.csv" "$WORK/sup.csv"
-  $PY scripts/compare_runs.py "$WORK/sup.csv" "$WORK/seg.csv"; } | tee "$WORK/compare.txt"
+  if [ "$SUP" != - ]; then
+    $PY scripts/compare_runs.py "$WORK/sup-before.csv" "$WORK/sup.csv"
+    $PY scripts/compare_runs.py "$WORK/sup.csv" "$WORK/seg.csv"
+  fi; } | tee "$WORK/compare.txt"
