@@ -23,6 +23,15 @@ from .files import normalize_mask
 from .records import MaskKind, MaskRecord, ProjectError, Provenance
 
 
+def changed_fraction(before: np.ndarray, after: np.ndarray) -> float:
+    """Share of pixels whose foreground/background differs between two masks of one shape: |before XOR after| /
+    area (label values other than 0 all count as foreground)."""
+    a, b = np.asarray(before) != 0, np.asarray(after) != 0
+    if a.shape != b.shape:
+        raise ValueError(f"masks of different shapes: {a.shape} and {b.shape}")
+    return float(np.count_nonzero(a ^ b)) / max(a.size, 1)
+
+
 class Project(ProjectCatalog):
     """An annotation project folder. Create with :meth:`create`, open with :meth:`open`.
 
@@ -44,21 +53,26 @@ class Project(ProjectCatalog):
         """Store ``mask`` as the human label of an image, written by the person ``author``.
 
         The only way to write a human label. ``mask=None`` accepts the current prediction as it is. The
-        previous human label, if any, is kept in :meth:`human_history`.
+        previous human label, if any, is kept in :meth:`human_history`. The label's provenance records how much
+        of the latest prediction the person changed (``changed``: the share of pixels whose foreground/background
+        differs), the annotation loop's edit effort.
         """
         with self.transaction():
             rec = self.image(image_id)
             extra: dict[str, Any] = {}
+            pred = self.mask_record(image_id, MaskKind.PREDICTION)
+            predicted = np.asarray(self._open_array(pred.array)[...]) if pred is not None else None
             if mask is None:
-                pred = self.mask_record(image_id, MaskKind.PREDICTION)
-                if pred is None:
+                if predicted is None:
                     raise ProjectError(f"{image_id} has no prediction to accept; pass the corrected mask")
-                data, foreground, source = np.asarray(self._open_array(pred.array)[...]), None, None
+                data, foreground, source = predicted, None, None
                 p = pred.provenance
                 extra = {"prompt": p.prompt, "model": p.model, "round": p.round, "sides": p.sides}
                 note = note or "accepted the prediction unchanged"
             else:
                 data, foreground, source = normalize_mask(mask, rec.plane_shape)
+            if predicted is not None:
+                extra["changed"] = changed_fraction(predicted, data)
             provenance = Provenance.person(author, note=note, **extra)
             return self._store_mask(image_id, MaskKind.HUMAN, data, provenance, foreground, source)
 

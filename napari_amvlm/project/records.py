@@ -64,6 +64,8 @@ class Provenance:
     round: int | None = None  # training round whose model produced the mask
     note: str = ""  # free text, e.g. "imported from mask_covid_1.png"
     sides: str | None = None  # what left/right in the prompt meant: "image" or "patient" (None: "image")
+    changed: float | None = None  # human labels: share of the image's pixels whose foreground/background the person
+    # changed from the image's latest prediction (0: accepted as is); None when there was no prediction to change
 
     @classmethod
     def person(cls, author: str, **kwargs: Any) -> Provenance:
@@ -86,6 +88,11 @@ class Provenance:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Provenance:
         return cls(**d)
+
+    @property
+    def edited(self) -> bool | None:
+        """Whether the person changed the model's mask (None: unknown, there was no prediction)."""
+        return None if self.changed is None else self.changed > 0
 
 
 @dataclass(frozen=True)

@@ -128,3 +128,26 @@ def test_the_side_convention_of_a_prompt_is_recorded(project: Project, model: st
     assert again.mask_record(image_id, "prediction").provenance.sides == "patient"
     with pytest.raises(ValueError, match="sides must be 'image' or 'patient'"):
         project.add_prompt(image_id, "left lung", author="alice", sides="radiological")
+
+
+def test_human_label_records_how_much_of_the_prediction_was_changed(project: Project, model: str) -> None:
+    """The edit effort of the annotation loop: |prediction XOR human label| / area, stored with the label."""
+    ids = [project.add_image(np.full((20, 10), k, np.uint8), name=f"img{k}")[0] for k in range(3)]
+    pred = np.zeros((20, 10), np.uint8)
+    pred[2:8, 2:7] = 1  # 30 pixels
+    for image_id in ids:
+        project.write_prediction(image_id, pred, model=model, prompt="left lung")
+    fixed = pred.copy()
+    fixed[2:8, 2:4] = 0  # 12 pixels erased...
+    fixed[15:17, 0:4] = 255  # ...and 8 painted, in another foreground value
+    edited = project.mark_corrected(ids[0], fixed, author="alice")
+    assert edited.provenance.changed == pytest.approx(20 / 200)
+    assert edited.provenance.edited is True
+    accepted = project.mark_corrected(ids[1], author="alice")
+    assert accepted.provenance.changed == 0.0 and accepted.provenance.edited is False
+    same = project.mark_corrected(ids[2], pred * 255, author="bob")  # drawn again, identical
+    assert same.provenance.changed == 0.0
+    unpredicted = project.add_image(np.full((20, 10), 9, np.uint8), name="new")[0]
+    drawn = project.mark_corrected(unpredicted, pred, author="alice")
+    assert drawn.provenance.changed is None and drawn.provenance.edited is None
+    assert Project.open(project.root).mask_record(ids[0], "human").provenance.changed == pytest.approx(0.1)
