@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from napari_amvlm.data.io import read_image
     from napari_amvlm.inference import Segmenter
+    from napari_amvlm.io import read_image
     from napari_amvlm.model.hub import load_segmenter
 
     with benchmark_model(args.model) as (model, weights):

@@ -31,8 +31,8 @@ PROMPTS = [  # sentences of the QaTa grammar, used as "new prompts" on a cached 
 
 def measure(model_dir: Path, n_cold: int = 30, n_warm: int = 50, warmup: int = 2, device: str = "cpu") -> dict:
     """Cold and warm prompt latency (seconds per prompt); medians over ``n_cold`` / ``n_warm`` prompts."""
-    from napari_amvlm.data.io import read_image
     from napari_amvlm.inference import Segmenter
+    from napari_amvlm.io import read_image
     from napari_amvlm.model.hub import load_segmenter
 
     items, source = qata_items("valid", n_cold + warmup + 1, seed=1)

@@ -62,8 +62,9 @@ def plain_loop(model_dir: Path, steps: int, skip: int, device: str) -> dict:
     import torch.nn.functional as F
 
     from napari_amvlm.config import MeanTeacherConfig
-    from napari_amvlm.data.io import read_image, read_mask, to_model_input
+    from napari_amvlm.data.pixels import to_model_input
     from napari_amvlm.device import autocast, resolve_device
+    from napari_amvlm.io import read_image, read_mask
     from napari_amvlm.model.hub import load_segmenter
     from napari_amvlm.training.ema import EMATeacher
     from napari_amvlm.training.rounds import RetrainSettings

@@ -53,7 +53,7 @@ def build_project(folder: Path, labeled, unlabeled, model_dir: Path) -> Path:
     """A project with the labeled images corrected (ground truth) and every image prompted with its sentence."""
     import numpy as np
 
-    from napari_amvlm.data.io import read_image, read_mask
+    from napari_amvlm.io import read_image, read_mask
     from napari_amvlm.project import Project
 
     project = Project.create(folder, name="benchmark")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .data.dataset import Record, read_records
-from .data.io import read_image
+from .io import read_image
 from .resources import sample_data_dir
 
 LayerData = tuple[Any, dict[str, Any], str]

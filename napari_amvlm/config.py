@@ -121,10 +121,10 @@ class SegmenterConfig:
     textmask: TextMaskConfig = field(default_factory=TextMaskConfig)
     use_text: bool = True  # False: plain Mean Teacher (no text-mask generator, no fusion)
     fusion_lambda: float = 0.5  # fused = lambda * T + (1 - lambda) * P, for pseudo-labels and inference
-    cleanup: bool = True  # the model's default for the mask clean-up of postprocess.py: on for chest X-rays, off
-    # where the targets are smaller than its speck size (nuclei in histology)
+    cleanup: bool = True  # the model's default for the mask clean-up (inference/postprocess.py): on for chest
+    # X-rays, off where the targets are smaller than its speck size (nuclei in histology)
     flip_average: bool = False  # predictions average the image and its left-right mirror (read with its sentence's
-    # sides swapped), mirrored back; set in a model folder once measured there (inference.py)
+    # sides swapped), mirrored back; set in a model folder once measured there (inference/predict.py)
 
 
 @dataclass

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from .data.dataset import ImageTextDataset
-from .data.io import read_mask
 from .data.text import flip_text_vertical
 from .inference import batch_probabilities
+from .inference.postprocess import Cleanup, clean_mask
+from .inference.prompts import to_model_sides
+from .io import read_mask
 from .metrics import dice_iou
-from .postprocess import Cleanup, clean_mask
-from .prompts import to_model_sides
 
 ZONES = ("upper", "middle", "lower")
 _ZONE_RE = re.compile(r"\b(upper|middle|lower)\b", re.IGNORECASE)

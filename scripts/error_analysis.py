@@ -32,8 +32,8 @@ from scipy import ndimage as ndi
 from napari_amvlm.data.dataset import ImageTextDataset
 from napari_amvlm.data.split import labeled_split, spread_sample, unseen_subjects
 from napari_amvlm.data.text import sides
-from napari_amvlm.fusion import fuse
 from napari_amvlm.inference import batch_probabilities
+from napari_amvlm.inference.fusion import fuse
 from napari_amvlm.metrics import dice_iou
 from napari_amvlm.model.hub import load_segmenter
 

@@ -5,7 +5,7 @@ fraction and seed): training never read their masks, so choosing lambda on them 
 untouched. Prints mean per-image Dice (at 0.5, model size) for each lambda, and for images whose sentence names
 one side only, with the true and the left/right-swapped sentence. ``--write`` stores the best lambda in the
 model folder's segmenter.json (atomically). ``--min-areas`` adds a second table: Dice after the clean-up of
-napari_amvlm/postprocess.py at the model's stored lambda, for each smallest region kept (the data behind its
+napari_amvlm/inference/postprocess.py at the model's stored lambda, for each smallest region kept (the data behind its
 ``min_area`` default).
 
     python scripts/fusion_lambda.py --model runs/seg-qata2 --data ../shared/data/qata_cov19/train \\
@@ -25,11 +25,11 @@ from napari_amvlm._atomic import atomic_write_text
 from napari_amvlm.data.dataset import ImageTextDataset
 from napari_amvlm.data.split import labeled_split, spread_sample, unseen_subjects
 from napari_amvlm.data.text import flip_text_horizontal, sides
-from napari_amvlm.fusion import fuse
 from napari_amvlm.inference import batch_probabilities
+from napari_amvlm.inference.fusion import fuse
+from napari_amvlm.inference.postprocess import Cleanup, clean_mask
 from napari_amvlm.metrics import dice_iou
 from napari_amvlm.model.hub import SEG_CONFIG_NAME, load_segmenter
-from napari_amvlm.postprocess import Cleanup, clean_mask
 
 
 @torch.inference_mode()

@@ -27,8 +27,8 @@ from qtpy.QtWidgets import (
 from superqt import QElidingLabel, QElidingLineEdit
 
 from ..device import available_devices
-from ..postprocess import Cleanup
-from ..prompts import SIDE_HELP
+from ..inference.postprocess import Cleanup
+from ..inference.prompts import SIDE_HELP
 
 STACK_CHOICES = ("current slice", "all slices")
 # What left/right in the prompt mean: (convention, what the box shows). The first is the default.

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from napari.layers import Image, Labels
 
-from .._imagefile import reading
 from .._sample_data import MODEL_KEY, TEXT_KEY
+from ..io import reading
 from ..project import Project
 from ..project.records import utc_now
 

@@ -19,8 +19,8 @@ from qtpy.QtWidgets import QFileDialog, QWidget
 
 from .._cancel import Cancelled
 from ..model.hub import ModelLoadError
-from ..postprocess import Cleanup
-from ..prompts import convert_sides, to_model_sides
+from ..inference.postprocess import Cleanup
+from ..inference.prompts import convert_sides, to_model_sides
 from ..resources import default_model_dir, models_dir
 from ..training.round_models import RoundResult
 from ..training.rounds import RetrainJob, RetrainSettings

@@ -18,8 +18,8 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QListWidgetItem
 
 from .._sample_data import TEXT_KEY
+from ..inference.prompts import to_model_sides
 from ..project import Project, ProjectError, Status
-from ..prompts import to_model_sides
 from ..training.round_models import latest_round_model
 from . import _work
 from ._layers import KEY, UserError, lead_shape, meta, plural

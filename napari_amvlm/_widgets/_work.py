@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from .._cancel import check
-from ..data.io import ImageError
+from ..data.pixels import ImageError
 from ..device import resolve_device
 from ..inference import Segmenter
+from ..inference.postprocess import Cleanup
+from ..inference.prompts import read_vocabulary
 from ..model.hub import SEG_WEIGHTS_NAME
-from ..postprocess import Cleanup
 from ..project import Project
 from ..project.files import sha256_file
-from ..prompts import read_vocabulary
 from ..training.round_data import warm_up_export
 from ._layers import PlanePrediction, Planes, SegmentResult
 

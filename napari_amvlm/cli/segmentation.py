@@ -29,8 +29,8 @@ def _train_parser(sub) -> None:
     lab.add_argument("--labeled", nargs="+", metavar="NAME", help="explicit labeled image names (file stems)")
     p.add_argument("--no-text", action="store_true", help="plain Mean Teacher: no text-mask generator or fusion")
     p.add_argument("--no-cleanup", action="store_true",
-                   help="the trained model's masks skip the clean-up of napari_amvlm/postprocess.py by default "
-                        "(for histology, where nuclei are smaller than the specks it removes)")
+                   help="the trained model's masks skip the clean-up of napari_amvlm/inference/postprocess.py by "
+                        "default (for histology, where nuclei are smaller than the specks it removes)")
     p.add_argument("--flip-average", action="store_true",
                    help="the trained model's predictions average the image and its left-right mirror (read with "
                         "the sentence's sides swapped); validation during training uses it too")
@@ -133,8 +133,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def _write_training_vocabulary(out: Path, data: list[str], models: list[str | None]) -> None:
     """OUT/vocabulary.txt: the words of the training sentences plus those of the models it starts from (for the
-    prompt notices of napari_amvlm.prompts)."""
-    from ..prompts import folder_sentences, read_vocabulary, write_vocabulary
+    prompt notices of napari_amvlm.inference.prompts)."""
+    from ..inference.prompts import folder_sentences, read_vocabulary, write_vocabulary
 
     keep = set().union(*(read_vocabulary(m) or () for m in models if m))
     write_vocabulary(out, [t for folder in data for t in folder_sentences(folder)], keep)
@@ -185,17 +185,17 @@ def _mode_argument(p: argparse.ArgumentParser) -> None:
 
 
 def _postprocess_argument(p: argparse.ArgumentParser) -> None:
-    from ..postprocess import Cleanup
+    from ..inference.postprocess import Cleanup
 
     p.add_argument("--no-postprocess", action="store_true",
                    help="keep the raw mask (default: as the model folder says: "
                         f"{Cleanup().describe().replace('%', '%%')} for the chest X-ray model, nothing for the "
-                        "histology one; see napari_amvlm/postprocess.py)")
+                        "histology one; see napari_amvlm/inference/postprocess.py)")
 
 
 def _cleanup(args: argparse.Namespace, cfg):
     """The clean-up for a command's masks: the model's default (``cfg``, its SegmenterConfig) unless turned off."""
-    from ..postprocess import Cleanup
+    from ..inference.postprocess import Cleanup
 
     return None if args.no_postprocess or not cfg.cleanup else Cleanup()
 
@@ -253,7 +253,7 @@ def _zones(args: argparse.Namespace, seg, ds, dev) -> int:
 
 
 def _segment_parser(sub) -> None:
-    from ..prompts import SIDE_HELP
+    from ..inference.prompts import SIDE_HELP
 
     p = sub.add_parser(
         "segment", help="segment one image with a text prompt",
@@ -284,9 +284,9 @@ def _segment(args: argparse.Namespace) -> int:
     from skimage import io
 
     from .._atomic import atomic_write
-    from ..data.io import read_image
     from ..device import resolve_device
     from ..inference import Segmenter
+    from ..io import read_image
 
     image = read_image(args.image)
     if image.ndim not in (2, 3):

@@ -17,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..inference.prompts import folder_sentences, read_vocabulary, write_vocabulary
     from ..model.hub import read_config
-    from ..prompts import folder_sentences, read_vocabulary, write_vocabulary
 
     read_config(args.model)  # a clear error for a folder that is not a model
     sentences = [t for folder in args.data for t in folder_sentences(folder)]

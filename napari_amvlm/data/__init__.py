@@ -1,7 +1,8 @@
-"""Datasets, image/mask reading and caption-aware augmentations (engine code: no Qt, no napari)."""
+"""Datasets, model input and caption-aware augmentations (engine code: no Qt, no napari). Image and mask files
+are read by :mod:`napari_amvlm.io`."""
 
 from .dataset import ImageTextDataset, Record, collate, find_csv, read_records
-from .io import read_image, read_mask, to_model_input
+from .pixels import to_model_input
 from .text import flip_text_horizontal, flip_text_vertical, is_positional
 from .transforms import PairTransform, photometric_view
 
@@ -15,8 +16,6 @@ __all__ = [
     "flip_text_vertical",
     "is_positional",
     "photometric_view",
-    "read_image",
-    "read_mask",
     "read_records",
     "to_model_input",
 ]

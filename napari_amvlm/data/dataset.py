@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .io import read_image, read_mask, to_model_input
+from ..io import read_image, read_mask
+from .pixels import to_model_input
 
 REQUIRED_COLUMNS = ("image", "mask", "text")
 

@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .._imagefile import reading
+from ..io import IMAGE_SUFFIXES, read_pixels
 
-IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 MASK_PREFIXES = ("mask_", "mask-")  # stripped when matching mask files to image names
 MASK_SUFFIXES = ("_mask", "-mask", "_label", "_labels")
 
@@ -146,39 +145,6 @@ def export_values(mask: np.ndarray, foreground: int | None, source_dtype: str | 
     if source_dtype is not None and top <= np.iinfo(source_dtype).max:
         return m.astype(source_dtype, copy=False)
     return m.astype(label_dtype(top), copy=False)
-
-
-def read_pixels(path: Path) -> np.ndarray:
-    """Pixels of an image file: TIFF through tifffile (pages stay the first axis), the rest through
-    scikit-image. Raises :class:`~napari_amvlm._imagefile.UnreadableImageError` (a ValueError) for unreadable
-    files."""
-    with reading(path):
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            return np.asarray(tifffile.imread(path))
-        from skimage import io as skio
-
-        return np.asarray(skio.imread(str(path)))
-
-
-def write_mask_file(path: Path, mask: np.ndarray) -> None:
-    """Write a 2D label mask as PNG (up to 16 bit) or TIFF (up to 32 bit), atomically."""
-    suffix = path.suffix.lower()
-    tmp = path.with_name(path.name + ".part" + suffix)
-    if suffix == ".png":
-        if mask.dtype.itemsize > 2:
-            raise ValueError(f"{path.name}: labels above 65535 do not fit in a PNG; export as TIFF")
-        import imageio.v3 as iio
-
-        iio.imwrite(tmp, mask, extension=".png")
-    elif suffix in (".tif", ".tiff"):
-        import tifffile
-
-        tifffile.imwrite(tmp, mask)
-    else:
-        raise ValueError(f"unsupported mask format {suffix!r} (use png or tif)")
-    os.replace(tmp, path)
 
 
 def mask_stem(path: Path, prefix: str | None = None) -> str:

@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .files import export_values, list_image_files, mask_stem, read_pixels, sha256_file, write_mask_file
+from ..io import read_pixels, write_mask_file
+from .files import export_values, list_image_files, mask_stem, sha256_file
 from .records import ImageRecord, MaskKind, MaskRecord, ModelRecord, utc_now
 
 DEFAULT_FOREGROUND = 255  # value of a binary mask's foreground on export when the mask records none

@@ -35,7 +35,7 @@ from ..data.split import labeled_split
 from ..data.transforms import PairTransform, photometric_view
 from ..device import autocast, resolve_device
 from ..evaluation import evaluate
-from ..fusion import confidence, pseudo_label
+from ..inference.fusion import confidence, pseudo_label
 from ..losses.functional import same_text_targets
 from ..losses.segmentation import segmentation_loss
 from ..losses.text_guided import text_guided_loss

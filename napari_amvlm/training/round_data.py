@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .._cancel import check
+from ..inference.prompts import to_model_sides
 from ..project import Project, Status
-from ..prompts import to_model_sides
 
 
 @dataclass

@@ -10,7 +10,7 @@ from napari.utils import progress
 from qtpy.QtWidgets import QWidget
 
 from napari_amvlm._widgets import _main, _progress
-from napari_amvlm.prompts import VOCABULARY_NAME
+from napari_amvlm.inference.prompts import VOCABULARY_NAME
 
 from ._helpers import TIMEOUT_MS, segment
 

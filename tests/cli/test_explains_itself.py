@@ -13,7 +13,7 @@ from skimage import io as skio
 
 from napari_amvlm.cli import main
 from napari_amvlm.cli.main import build_parser
-from napari_amvlm.prompts import VOCABULARY_NAME, folder_sentences, read_vocabulary, words_of
+from napari_amvlm.inference.prompts import VOCABULARY_NAME, folder_sentences, read_vocabulary, words_of
 
 from ..conftest import SAMPLE_DATA
 

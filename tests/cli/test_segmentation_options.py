@@ -9,8 +9,8 @@ import shutil
 
 import pytest
 
-from napari_amvlm import inference
 from napari_amvlm.cli import main
+from napari_amvlm.inference import predict
 from napari_amvlm.model.hub import read_segmenter
 
 from ..conftest import SAMPLE_DATA, qata_sample_copy
@@ -20,8 +20,8 @@ from ..conftest import SAMPLE_DATA, qata_sample_copy
 def cleaned(monkeypatch):
     """The number of masks that went through the clean-up."""
     calls = []
-    real = inference.clean_mask
-    monkeypatch.setattr(inference, "clean_mask", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = predict.clean_mask
+    monkeypatch.setattr(predict, "clean_mask", lambda *a, **k: calls.append(1) or real(*a, **k))
     return calls
 
 

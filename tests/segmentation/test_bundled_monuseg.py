@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from napari_amvlm.data.dataset import read_records
-from napari_amvlm.data.io import read_image
 from napari_amvlm.inference import Segmenter
+from napari_amvlm.io import read_image
 from napari_amvlm.metrics import dice_iou
 
 from ..conftest import ROOT, SAMPLE_DATA

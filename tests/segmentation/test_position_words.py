@@ -13,8 +13,8 @@ from napari_amvlm.data.dataset import ImageTextDataset
 from napari_amvlm.data.text import flip_text_horizontal, sides
 from napari_amvlm.evaluation import evaluate
 from napari_amvlm.inference import batch_probabilities
+from napari_amvlm.inference.postprocess import Cleanup
 from napari_amvlm.model.hub import load_segmenter
-from napari_amvlm.postprocess import Cleanup
 
 from ..conftest import ROOT, SAMPLE_DATA, shared_data
 

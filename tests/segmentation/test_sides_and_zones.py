@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from napari_amvlm.data.dataset import ImageTextDataset
-from napari_amvlm.data.io import read_image, read_mask
 from napari_amvlm.data.text import flip_text_horizontal, sides
 from napari_amvlm.evaluation import ZONES, lung_rows, named_zones, zone_figure, zone_shares, zone_table
 from napari_amvlm.inference import Segmenter
+from napari_amvlm.inference.postprocess import Cleanup
+from napari_amvlm.io import read_image, read_mask
 from napari_amvlm.metrics import dice_iou
 from napari_amvlm.model.hub import load_segmenter
-from napari_amvlm.postprocess import Cleanup
 
 from ..conftest import ROOT, SAMPLE_DATA, shared_data
 

@@ -14,7 +14,7 @@ QATA_IMAGES = sorted((SAMPLE_DATA / "qata" / "images").glob("*.png"))[:3]
 @pytest.fixture
 def project(tmp_path):
     """Three real X-rays; the first is corrected (its expert mask), the first two have prompts."""
-    from napari_amvlm.data.io import read_mask
+    from napari_amvlm.io import read_mask
 
     p = Project.create(tmp_path / "proj")
     ids = p.add_images(QATA_IMAGES)

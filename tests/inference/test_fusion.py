@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from napari_amvlm.fusion import confidence, fuse, pseudo_label
+from napari_amvlm.inference.fusion import confidence, fuse, pseudo_label
 
 
 def ref_pixel(p: float, t: float, lam: float, th: float) -> tuple[float, float, float]:

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from napari_amvlm.data.text import zones_before_side
-from napari_amvlm.prompts import (
+from napari_amvlm.inference.prompts import (
     convert_sides,
     folder_sentences,
     is_latin,
@@ -17,7 +17,7 @@ from napari_amvlm.prompts import (
     write_vocabulary,
 )
 
-from .conftest import SAMPLE_DATA
+from ..conftest import SAMPLE_DATA
 
 QATA_WORDS = ("and area areas bilateral five four infected infection left lower lung middle one pulmonary right six "
               "three two unilateral upper").split()

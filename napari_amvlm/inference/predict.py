@@ -11,10 +11,10 @@ image and mirrored sentence is then exactly the mirrored prediction.
 Uncertainty (what to correct first): 1/2 |P - T| (teacher and text disagree) + 1/2 (1 - |2 fused - 1|)
 (fused probability near 0.5), both in [0, 1].
 
-Before anything runs, the image is checked (:func:`napari_amvlm.data.io.check_image`: too small, NaN/inf or
-constant images are refused) and the prompt is prepared once (:func:`napari_amvlm.prompts.prepare_prompt`: the side
+Before anything runs, the image is checked (:func:`napari_amvlm.data.pixels.check_image`: too small, NaN/inf or
+constant images are refused) and the prompt is prepared once (:func:`napari_amvlm.inference.prompts.prepare_prompt`: the side
 convention, words the model cannot read, the token limit); the mask can then be cleaned up
-(:func:`napari_amvlm.postprocess.clean_mask`).
+(:func:`napari_amvlm.inference.postprocess.clean_mask`).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data.io import check_image, to_model_input
-from .data.text import flip_text_horizontal
+from ..data.pixels import check_image, to_model_input
+from ..data.text import flip_text_horizontal
 from .fusion import fuse
 from .postprocess import Cleanup, clean_mask
 from .prompts import PreparedPrompt, prepare_prompt, read_vocabulary
@@ -113,12 +113,12 @@ class Segmenter:
     @classmethod
     def from_folder(cls, folder, device: str | torch.device = "cpu", **kwargs) -> Segmenter:
         """Load a model folder (with its training vocabulary, when it has one) for inference."""
-        from .model.hub import load_segmenter
+        from ..model.hub import load_segmenter
 
         return cls(load_segmenter(folder, device), device, vocabulary=read_vocabulary(folder), **kwargs)
 
     def prepare(self, prompt: str, sides: str = "image") -> PreparedPrompt:
-        """What this model reads for ``prompt`` written in the ``sides`` convention (see :mod:`..prompts`)."""
+        """What this model reads for ``prompt`` written in the ``sides`` convention (see :mod:`.prompts`)."""
         text = self.seg.amvlm.text
         return prepare_prompt(prompt, sides, self.vocabulary, text.tokenizer, text.cfg.max_length)
 
@@ -147,8 +147,8 @@ class Segmenter:
     def predict(self, image: np.ndarray, prompt: str | None, mode: str = "fused", threshold: float = 0.5,
                 sides: str = "image", cleanup: Cleanup | None = None) -> Prediction:
         """Segment one 2D image (gray, RGB or 16-bit) for a prompt written in the ``sides`` convention; results at
-        the image's own size. With ``cleanup``, the mask goes through :func:`..postprocess.clean_mask`. Raises
-        :class:`..data.io.ImageError` for an image it cannot segment meaningfully, ValueError for a prompt it
+        the image's own size. With ``cleanup``, the mask goes through :func:`.postprocess.clean_mask`. Raises
+        :class:`...data.pixels.ImageError` for an image it cannot segment meaningfully, ValueError for a prompt it
         cannot read."""
         check_mode(self.seg, mode)
         prepared = self.prepare(prompt, sides) if mode != "segmenter" else None

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import skimage.io
 
-from napari_amvlm.data.io import read_image, read_mask, to_model_input
+from napari_amvlm.data.pixels import to_model_input
+from napari_amvlm.io import read_image, read_mask
 
 
 def test_gray_uint8_repeated_and_divided_by_255():

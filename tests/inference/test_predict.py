@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from napari_amvlm import inference
-from napari_amvlm.data.io import ImageError
-from napari_amvlm.inference import Segmenter
-from napari_amvlm.postprocess import Cleanup
+from napari_amvlm.data.pixels import ImageError
+from napari_amvlm.inference import Segmenter, predict
+from napari_amvlm.inference.postprocess import Cleanup
 from napari_amvlm.model.amvlm import AMVLM
 from napari_amvlm.model.segmenter import TextGuidedSegmenter
 
@@ -87,7 +86,7 @@ def test_images_without_a_meaningful_answer_are_refused(segmenter, image, messag
 def test_cleanup_is_applied_on_request(segmenter, monkeypatch):
     image = np.random.default_rng(5).integers(0, 255, (32, 32), dtype=np.uint8)
     seen = []
-    monkeypatch.setattr(inference, "clean_mask", lambda mask, img, c: seen.append((img, c)) or np.zeros_like(mask))
+    monkeypatch.setattr(predict, "clean_mask", lambda mask, img, c: seen.append((img, c)) or np.zeros_like(mask))
     raw = segmenter.predict(image, "lower left lung")
     cleaned = segmenter.predict(image, "lower left lung", cleanup=Cleanup())
     assert not raw.cleaned and seen[0][0] is image and seen[0][1] == Cleanup() and len(seen) == 1
@@ -108,7 +107,7 @@ def test_mirror_averaging_makes_predictions_mirror_exact(segmenter):
     image = np.random.default_rng(6).integers(0, 255, (32, 32), dtype=np.uint8)
     text = "unilateral pulmonary infection, one infected area, lower left lung."
     mirrored = flip_text_horizontal(text)
-    x = torch.from_numpy(inference.to_model_input(image, 32))[None]
+    x = torch.from_numpy(predict.to_model_input(image, 32))[None]
     for on in (False, True):
         segmenter.seg.cfg.flip_average = on
         segmenter._cache.clear()
@@ -119,8 +118,8 @@ def test_mirror_averaging_makes_predictions_mirror_exact(segmenter):
         fused = batch_probabilities(segmenter.seg, x, [text], "fused")
         assert np.allclose(fused[0, 0].numpy(), a.prob, atol=1e-5)  # both paths agree
         if on:
-            plain = inference._probabilities(segmenter.seg, x, [text], "fused")
-            flipped = inference._probabilities(segmenter.seg, x.flip(-1), [mirrored], "fused").flip(-1)
+            plain = predict._probabilities(segmenter.seg, x, [text], "fused")
+            flipped = predict._probabilities(segmenter.seg, x.flip(-1), [mirrored], "fused").flip(-1)
             assert torch.allclose(fused, 0.5 * (plain + flipped), atol=1e-6)
             seg_only = batch_probabilities(segmenter.seg, x, None, "segmenter")
             assert np.allclose(seg_only[0, 0].numpy(), a.teacher_prob, atol=1e-5)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from skimage.draw import disk, ellipse
 
-from napari_amvlm.data.io import read_image, read_mask
-from napari_amvlm.postprocess import Cleanup, body_mask, clean_mask, remove_specks
+from napari_amvlm.inference.postprocess import Cleanup, body_mask, clean_mask, remove_specks
+from napari_amvlm.io import read_image, read_mask
 
-from .conftest import SAMPLE_DATA
+from ..conftest import SAMPLE_DATA
 
 
 def chest(shape=(200, 240)) -> np.ndarray:
@@ -85,7 +85,7 @@ def test_the_clean_up_table_of_fusion_lambda_scores_each_smallest_region():
     scores lower; a threshold above the true region's size removes that too and scores zero."""
     import importlib.util
 
-    from .conftest import ROOT
+    from ..conftest import ROOT
 
     spec = importlib.util.spec_from_file_location("fusion_lambda", ROOT / "scripts" / "fusion_lambda.py")
     script = importlib.util.module_from_spec(spec)

@@ -1,26 +1,12 @@
-"""Read images and masks from disk and turn them into model input (no Qt, no napari)."""
+"""Turn an image as stored into model input, and refuse images no model can segment (no Qt, no napari).
+Reading files is :mod:`napari_amvlm.io`."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import skimage.io
 import skimage.transform
 
-from .._imagefile import reading
-
 PERCENTILES = (1.0, 99.8)  # robust intensity range for non-8-bit images
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image as stored (any format scikit-image reads, e.g. PNG or TIFF). Raises FileNotFoundError,
-    or :class:`~napari_amvlm._imagefile.UnreadableImageError` naming the file and the reason."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {path}")
-    with reading(path):
-        return np.asarray(skimage.io.imread(str(path)))
 
 
 def _to_hwc(img: np.ndarray) -> np.ndarray:
@@ -101,33 +87,3 @@ def to_model_input(img: np.ndarray, size: int) -> np.ndarray:
             x, (size, size, 3), order=1, anti_aliasing=True, preserve_range=True
         ).astype(np.float32)
     return np.ascontiguousarray(np.clip(x, 0.0, 1.0).transpose(2, 0, 1), dtype=np.float32)
-
-
-def mask_to_bool(mask: np.ndarray, size: int | None = None) -> np.ndarray:
-    """Any non-zero pixel is foreground (binary or instance labels); optional nearest resize to size²."""
-    mask = np.asarray(mask)
-    if mask.ndim == 3 and mask.shape[-1] in (3, 4):
-        mask = mask[..., :3].any(axis=-1)  # colour-saved mask; alpha ignored
-    elif mask.ndim == 3 and mask.shape[-1] == 1:
-        mask = mask[..., 0]
-    if mask.ndim != 2:
-        raise ValueError(f"unsupported mask shape {mask.shape}: expected (H, W)")
-    fg = mask != 0
-    if size is not None and fg.shape != (size, size):
-        fg = (
-            skimage.transform.resize(
-                fg.astype(np.uint8), (size, size), order=0, anti_aliasing=False, preserve_range=True
-            )
-            > 0
-        )
-    return fg
-
-
-def read_mask(path: str | Path, size: int | None = None) -> np.ndarray:
-    """Read a mask as bool (size, size) (nearest-neighbour resize; None keeps the stored size)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mask file not found: {path}")
-    with reading(path):
-        mask = skimage.io.imread(str(path))
-    return mask_to_bool(mask, size)

@@ -22,7 +22,7 @@ from scipy import ndimage as ndi
 from skimage.filters import gaussian, threshold_otsu
 from skimage.transform import resize
 
-from .data.io import is_gray, to_gray
+from ..data.pixels import is_gray, to_gray
 
 WORK_SIZE = 256  # the body is found on the image shrunk to at most this many pixels a side
 DARK_FRACTION = 0.5  # background: darker than this fraction of the Otsu threshold

@@ -25,8 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._atomic import atomic_write_text
-from .data.text import flip_text_horizontal, zones_before_side
+from .._atomic import atomic_write_text
+from ..data.text import flip_text_horizontal, zones_before_side
 
 SIDE_CONVENTIONS = ("image", "patient")
 SIDE_HELP = {
