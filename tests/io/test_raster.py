@@ -7,6 +7,8 @@ import skimage.io
 from napari_amvlm.data.pixels import to_model_input
 from napari_amvlm.io import read_image, read_mask
 
+from ..conftest import shared_data
+
 
 def test_gray_uint8_repeated_and_divided_by_255():
     img = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4
@@ -95,10 +97,11 @@ def test_read_mask_instance_labels_and_nearest_resize(tmp_path):
     assert read_mask(tmp_path / "m.tif", None).shape == (40, 40)
 
 
-def test_real_16bit_fluorescence(shared_data):
-    img = read_image(shared_data / "dsb2018" / "img2d.tif")
+def test_real_16bit_fluorescence():
+    dsb = shared_data("dsb2018")
+    img = read_image(dsb / "img2d.tif")
     assert img.dtype == np.uint16 and img.max() < 1000
     x = to_model_input(img, 224)
     assert x.shape == (3, 224, 224) and x.max() == pytest.approx(1.0) and x.mean() > 0.05
-    m = read_mask(shared_data / "dsb2018" / "mask2d.tif", 224)
+    m = read_mask(dsb / "mask2d.tif", 224)
     assert 0.02 < m.mean() < 0.9
