@@ -74,7 +74,9 @@ class AMVLMWidget(QWidget, ProjectActions):
 
     def __init__(self, napari_viewer: Any, model_dir: str | Path | None = None) -> None:
         super().__init__()
-        self._viewer = weakref.ref(napari_viewer)  # weak: a closed viewer must not be kept alive by its dock
+        # napari hands plugin widgets a short-lived proxy of the viewer (its plugin-docking path): keep a weak
+        # reference to the viewer itself, never to the proxy (a closed viewer must not be kept alive by its dock)
+        self._viewer = weakref.ref(getattr(napari_viewer, "__wrapped__", napari_viewer))
         self.ui = Form(self)
         self.model: _work.LoadedModel | None = None
         self.project = None

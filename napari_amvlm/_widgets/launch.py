@@ -1,6 +1,7 @@
 """``amvlm-napari``: open napari with the AMVLM widget docked and a sample (or a project) loaded.
 
-The same as ``napari -w napari-amvlm`` followed by ``File > Open Sample > napari-amvlm``, in one command.
+The same as ``napari -w napari-amvlm`` followed by ``File > Open Sample > napari-amvlm``, in one command; like
+``napari``, it runs the startup script named in napari's settings.
 """
 
 from __future__ import annotations
@@ -39,12 +40,22 @@ def open_viewer(sample: str | None = "qata", model: str | None = None, project: 
     return viewer, widget
 
 
+def run_startup_script() -> None:
+    """Run the startup script named in napari's settings (Preferences > Application), as ``napari`` does."""
+    try:
+        from napari.utils._startup_script import _run_configured_startup_script
+    except ImportError:  # pragma: no cover - a napari without startup scripts
+        return
+    _run_configured_startup_script()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded at run time
     import napari
 
     open_viewer(args.sample, args.model, args.project)
+    run_startup_script()
     napari.run()
     return 0
 
