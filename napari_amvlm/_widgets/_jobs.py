@@ -1,4 +1,4 @@
-"""Background work of the AMVLM widget: short tasks on a worker thread, training rounds in a child process.
+"""Background work of the AMVLM widget: short tasks on a worker thread (training rounds: :mod:`._rounds`).
 
 **Tasks** (:class:`Jobs`): each widget owns one queue, run in submission order by its worker thread (one plain
 Python thread, started by the first task and ended when the widget closes), so a task that writes to the
@@ -10,10 +10,6 @@ an exception escaping a Qt thread-pool runnable does. When the viewer closes, :m
 cancellable tasks (between planes) and waits for the rest; at interpreter exit every queue is finished the same
 way *before* any thread pool is shut down (zarr reads the project's files through one), so no task touches the
 project store after its reader has gone.
-
-**Training rounds** (:class:`RetrainRunner`) are polled from a QTimer on the GUI thread; polling only drains a
-queue filled by the :class:`napari_amvlm.training.rounds.RetrainJob` pipe reader, so the event loop never waits
-for the training process.
 """
 
 from __future__ import annotations
@@ -21,7 +17,6 @@ from __future__ import annotations
 import atexit
 import concurrent.futures.thread  # noqa: F401  (imported first, so that _finish_at_exit runs before its hook)
 import logging
-import math
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -29,14 +24,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from qtpy.QtCore import QObject, Qt, QTimer, Signal
+from qtpy.QtCore import QObject, Qt, Signal
 
 from .._cancel import Cancelled
-from ..training.events import StartEvent, StepEvent
-from ..training.round_models import RoundResult
-from ..training.rounds import JobState, RetrainJob
 
-POLL_MS = 100  # how often the GUI thread reads the training process's progress
 EXIT_WAIT_S = 120.0  # at interpreter exit, how long to wait for a task that cannot be cancelled (a correction)
 
 log = logging.getLogger("napari_amvlm")
@@ -215,128 +206,3 @@ def _finish_at_exit() -> None:
 # hooks of threading run before the interpreter joins its threads and before the thread pools shut down (theirs
 # run in the reverse order of registration: this one first); atexit's run only after that
 getattr(threading, "_register_atexit", atexit.register)(_finish_at_exit)
-
-
-class RetrainRunner(QObject):
-    """Runs one :class:`RetrainJob` at a time and reports its progress as ``progressed(step, total, text)``.
-
-    Progress goes to a bar in the dock (not napari's activity dock or toasts): every repaint of a napari window
-    recomposites the whole window, so the round keeps what it repaints small and rare (at most one update per
-    poll, only when something changed)."""
-
-    finished = Signal(object)  # RoundResult: validated, recorded, loaded; ready to hot-swap
-    failed = Signal(str)  # crash, kill, bad output: the previous weights stay in use
-    cancelled = Signal(str)
-    launched = Signal(object)  # the RetrainJob whose process just started
-    progressed = Signal(int, int, str)  # step, total steps (0: unknown yet), one line; step -1: the round ended
-
-    def __init__(self, jobs: Jobs, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.jobs = jobs  # the export and the validation run there, after the tasks queued before them
-        self.job: RetrainJob | None = None
-        self.device = "cpu"
-        self.desc = ""  # the last progress line
-        self._working = False  # the export or the validation is queued or running
-        self._cancel = False
-        self._step = self._total = 0
-        self._timer = QTimer(self)
-        self._timer.setInterval(POLL_MS)
-        self._timer.timeout.connect(self._tick)
-
-    @property
-    def busy(self) -> bool:
-        """A round is being exported, trained or validated."""
-        return (self.job is not None and self.job.running) or self._working
-
-    def start(self, job: RetrainJob, device: str) -> None:
-        """Export the project on a worker thread, then start the training process from the GUI thread (so
-        that the child ends with the viewer). Problems with the input arrive as ``failed``."""
-        self.job, self.device, self._cancel = job, device, False
-        self._report(0, 0, f"AMVLM round {job.round_index}: exporting the project")
-        self._working = self.jobs.submit(job.prepare, self.jobs.stop, on_done=self._prepared,
-                                         on_error=self._prepare_failed, what="Retrain")
-
-    def _prepared(self, _: object) -> None:
-        self._working = False
-        job = self.job
-        if self._cancel or job is None:
-            job and job.discard()
-            self._progress_done()
-            self.cancelled.emit("training cancelled before it started; the previous weights are kept")
-            return
-        try:
-            job.launch()
-        except OSError as err:
-            job.discard()
-            self._prepare_failed(err)
-            return
-        self._report(0, 0, f"AMVLM round {job.round_index}: starting the training process")
-        self._timer.start()
-        self.launched.emit(job)
-
-    def _prepare_failed(self, err: BaseException) -> None:
-        self._working = False
-        self._progress_done()
-        self.failed.emit(f"Retrain cannot start: {reason('Retrain', err)}")
-
-    def cancel(self) -> None:
-        self._cancel = True
-        if self.job is not None and self.job.running:
-            self.job.cancel()
-            self._report(self._step, self._total, f"AMVLM round {self.job.round_index}: cancelling")
-
-    def shutdown(self) -> None:
-        """Stop everything now (the viewer is closing): the training process ends before this returns."""
-        try:
-            self._timer.stop()
-        except RuntimeError:  # the Qt side is already deleted; the job is plain Python
-            pass
-        if self.job is not None:
-            self.job.cancel(wait=True)  # (no progress report: the widgets are going away)
-            self.job.discard()  # an export that was ready but never launched
-
-    def _tick(self) -> None:
-        job = self.job
-        if job is None:
-            return
-        events = job.poll()
-        for ev in events:
-            self._show(job, ev)
-        if events:
-            self.progressed.emit(self._step, self._total, self.desc)
-        if job.running:
-            return
-        self._timer.stop()
-        self._progress_done()
-        if job.state is JobState.SUCCEEDED:
-            self._working = self.jobs.submit(job.finalize, self.device, on_done=self._finalized,
-                                             on_error=self._finalize_failed, what="Loading the new weights")
-        elif job.state is JobState.CANCELLED:
-            self.cancelled.emit(job.message)
-        else:
-            self.failed.emit(job.message)
-
-    def _show(self, job: RetrainJob, ev: object) -> None:
-        """Fold one event into the progress state (reported once per poll)."""
-        if isinstance(ev, StartEvent):
-            self._step, self._total = ev.start_step, ev.total_steps
-            self.desc = f"AMVLM round {job.round_index}: training on {ev.device}"
-        elif isinstance(ev, StepEvent):
-            loss = ev.losses.get("loss", math.nan)
-            self._step, self._total = ev.step, ev.total_steps
-            self.desc = f"AMVLM round {job.round_index}: step {ev.step}/{ev.total_steps}, loss {loss:.3f}"
-
-    def _report(self, step: int, total: int, text: str) -> None:
-        self._step, self._total, self.desc = step, total, text
-        self.progressed.emit(step, total, text)
-
-    def _progress_done(self) -> None:
-        self.progressed.emit(-1, 0, "")
-
-    def _finalized(self, result: RoundResult) -> None:
-        self._working = False
-        self.finished.emit(result)
-
-    def _finalize_failed(self, err: BaseException) -> None:
-        self._working = False
-        self.failed.emit(f"the new weights were not used: {reason('Loading the new weights', err)}")

@@ -1,7 +1,8 @@
 """The AMVLM dock widget: prompt -> mask, hand correction, Retrain in the background, hot-swap of weights.
 
 A thin adapter: each button calls one engine function (:mod:`._work`, :mod:`napari_amvlm.training.rounds`)
-and shows the result as napari layers. Project actions live in :class:`._project.ProjectActions`.
+and shows the result as napari layers. Project actions live in :class:`._project.ProjectActions`, the Retrain
+round in :mod:`._rounds`.
 """
 
 from __future__ import annotations
@@ -20,13 +21,11 @@ from qtpy.QtWidgets import QFileDialog, QWidget
 from .._cancel import Cancelled
 from ..model.hub import ModelLoadError
 from ..inference.postprocess import Cleanup
-from ..inference.prompts import convert_sides, to_model_sides
+from ..inference.prompts import convert_sides
 from ..resources import default_model_dir, models_dir
-from ..training.round_models import RoundResult
-from ..training.rounds import RetrainJob, RetrainSettings
 from . import _gc, _work
 from ._form import STACK_CHOICES, Form
-from ._jobs import EXIT_WAIT_S, Jobs, RetrainRunner, error_message, log, reason
+from ._jobs import EXIT_WAIT_S, Jobs, error_message, log, reason
 from ._layers import (
     Planes,
     UserError,
@@ -44,7 +43,7 @@ from ._layers import (
 )
 from ._progress import WorkProgress
 from ._project import ProjectActions
-
+from ._rounds import RetrainRunner, RoundActions
 
 TOAST_MS = 8000  # a problem's toast closes after this long, even while the viewer is not the active window
 
@@ -64,7 +63,7 @@ def _close_toasts(text: str) -> None:
             continue
 
 
-class AMVLMWidget(QWidget, ProjectActions):
+class AMVLMWidget(QWidget, ProjectActions, RoundActions):
     """Dock widget of napari-amvlm (see the module docstring)."""
 
     segmented = Signal(object)  # the Labels layer a prompt produced or updated
@@ -111,32 +110,14 @@ class AMVLMWidget(QWidget, ProjectActions):
         ui.browse_model.clicked.connect(self._browse_model)
         ui.device.currentTextChanged.connect(self._device_changed)
         ui.sides.currentIndexChanged.connect(self._sides_changed)
-        ui.retrain.clicked.connect(self.retrain)
-        ui.cancel.clicked.connect(self.cancel_retrain)
         ui.open_project.clicked.connect(self._browse_open_project)
         ui.save_project.clicked.connect(self._browse_save_project)
         ui.next_uncertain.clicked.connect(self.next_most_uncertain)
         ui.images.itemDoubleClicked.connect(lambda item: self.go_to_image(item.data(256)))
-        self.runner.finished.connect(self._round_finished)
-        self.runner.launched.connect(self._round_launched)
-        self.runner.progressed.connect(self._show_progress)
-        self.runner.failed.connect(lambda msg: self._round_ended(msg, warn=True))
-        self.runner.cancelled.connect(lambda msg: self._round_ended(msg, warn=False))
+        self._connect_rounds()
         self.viewer.layers.selection.events.active.connect(self._prefill_prompt)
         self.viewer.layers.selection.events.active.connect(self._follow_sample_model)
         self.viewer.layers.events.removed.connect(lambda event: _gc.layer_removed(event.value))
-
-    def _show_progress(self, step: int, total: int, text: str) -> None:
-        bar = self.ui.progress
-        if step < 0:
-            bar.setEnabled(False)  # blank (see Form)
-            bar.setToolTip("")
-            return
-        bar.setRange(0, max(total, 1))  # never (0, 0): Qt's busy animation would repaint the window non-stop
-        bar.setValue(max(step, 0))
-        bar.setFormat(text.removeprefix("AMVLM "))
-        bar.setToolTip(text)
-        bar.setEnabled(True)
 
     def say(self, text: str, warn: bool = False) -> None:
         """Show a message in the dock's status line; problems (``warn``) also as a napari notification, which
@@ -376,59 +357,6 @@ class AMVLMWidget(QWidget, ProjectActions):
         planes = layer_planes(project, image, plane_indices(image, self.viewer.dims.point, self.all_slices))
         masks = [np.asarray(labels.data[index]) != 0 for index in planes.indices]  # a copy: painting may go on
         return project, image, planes, masks, f"corrected in napari ('{labels.name}')"
-
-    # ----------------------------------------------------------------------------------- retrain
-    def retrain(self) -> None:
-        """Start a Mean-Teacher round in a separate process (corrected images labeled, the rest unlabeled)."""
-        if self.runner.busy:
-            step = self.runner.job.last_step if self.runner.job else None
-            where = f" (step {step.step}/{step.total_steps})" if step else ""
-            self.say(f"A training round is already running{where}: wait for it or press Cancel.", warn=True)
-            return
-        if self.model is None:
-            self.say("No model loaded: load a model before retraining it.", warn=True)
-            return
-        if self.project is None or not (self.marking or self.project.image_ids("corrected")):
-            self.say("No corrected image yet: correct a mask and press 'Mark corrected' before Retrain.", warn=True)
-            return
-        settings = RetrainSettings(epochs=self.ui.epochs.value(), device=self.device)
-        prompt = self.ui.prompt.text().strip()
-        job = RetrainJob(self.project, self.model.folder, settings,
-                         default_prompt=to_model_sides(prompt, self.sides) if prompt else None)
-        self.runner.start(job, self.device)
-        self.ui.cancel.setEnabled(True)
-        self.say(f"Round {job.round_index}: exporting the project for training…")
-
-    def _round_launched(self, job: RetrainJob) -> None:
-        self.say(f"Round {job.round_index} is training in a separate process (pid {job.pid}); the viewer stays "
-                 "usable.")
-
-    def cancel_retrain(self) -> None:
-        if not self.runner.busy:
-            self.say("No training round is running.")
-            return
-        self.runner.cancel()
-        self.say("Cancelling the training round…")
-
-    def _round_ended(self, message: str, warn: bool) -> None:
-        self.ui.cancel.setEnabled(False)
-        self.say(message, warn=warn)
-
-    def _round_finished(self, result: RoundResult) -> None:
-        self.ui.cancel.setEnabled(False)
-        self._use_model(_work.from_round(result, self.device))
-        loss = result.metrics.get("loss")
-        self.say(f"Round {result.index} finished{f' (loss {loss:.3f})' if loss is not None else ''}: its weights "
-                 f"are in use ({result.folder}).")
-        self._show_project()  # (a round changes no image's status: the list stays as it is)
-        self.round_finished.emit(result)
-        # the prompt re-run starts on a later turn of the event loop, so the viewer repaints in between
-        QTimer.singleShot(0, self._rerun_last_prompt)
-
-    def _rerun_last_prompt(self) -> None:
-        viewer = self._viewer()
-        if viewer is not None and self._last and self._last[0] in viewer.layers and not self.busy:
-            self.segment(viewer.layers[self._last[0]], self._last[1])
 
     # ------------------------------------------------------------------------------- close viewer
     def _watch_window_close(self) -> None:
