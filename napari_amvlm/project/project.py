@@ -49,32 +49,36 @@ class Project(ProjectCatalog):
         """The array of any mask record, e.g. an older human label from :meth:`human_history`."""
         return self._open_array(record.array)
 
-    def mark_corrected(self, image_id: str, mask: Any = None, *, author: str, note: str = "") -> MaskRecord:
+    def mark_corrected(self, image_id: str, mask: Any = None, *, author: str, note: str = "",
+                       started_from: Any = None, source: dict[str, Any] | None = None) -> MaskRecord:  # fmt: skip
         """Store ``mask`` as the human label of an image, written by the person ``author``.
 
         The only way to write a human label. ``mask=None`` accepts the current prediction as it is. The
         previous human label, if any, is kept in :meth:`human_history`. The label's provenance records how much
         of the latest prediction the person changed (``changed``: the share of pixels whose foreground/background
-        differs), the annotation loop's edit effort.
+        differs), the annotation loop's edit effort; ``started_from`` is the mask the person was shown instead,
+        when that was not the latest prediction (an earlier prompt's mask, an earlier label), and ``source`` what
+        made it (``prompt``, ``model``, ``round``, ``sides``).
         """
         with self.transaction():
             rec = self.image(image_id)
-            extra: dict[str, Any] = {}
+            extra: dict[str, Any] = dict(source or {})
             pred = self.mask_record(image_id, MaskKind.PREDICTION)
             predicted = np.asarray(self._open_array(pred.array)[...]) if pred is not None else None
             if mask is None:
                 if predicted is None:
                     raise ProjectError(f"{image_id} has no prediction to accept; pass the corrected mask")
-                data, foreground, source = predicted, None, None
+                data, foreground, dtype = predicted, None, None
                 p = pred.provenance
                 extra = {"prompt": p.prompt, "model": p.model, "round": p.round, "sides": p.sides}
-                note = note or "accepted the prediction unchanged"
+                note, started_from = note or "accepted the prediction unchanged", None
             else:
-                data, foreground, source = normalize_mask(mask, rec.plane_shape)
-            if predicted is not None:
-                extra["changed"] = changed_fraction(predicted, data)
+                data, foreground, dtype = normalize_mask(mask, rec.plane_shape)
+            shown = predicted if started_from is None else np.asarray(started_from)
+            if shown is not None:
+                extra["changed"] = changed_fraction(shown, data)
             provenance = Provenance.person(author, note=note, **extra)
-            return self._store_mask(image_id, MaskKind.HUMAN, data, provenance, foreground, source)
+            return self._store_mask(image_id, MaskKind.HUMAN, data, provenance, foreground, dtype)
 
     def write_prediction(self, image_id: str, mask: Any, *, model: str, prompt: str | None = None,
                          round: int | None = None, sides: str = "image") -> MaskRecord:  # fmt: skip

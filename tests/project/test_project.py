@@ -116,6 +116,23 @@ def test_corrections_keep_history_and_accept_prediction(project: Project, model:
     assert np.array_equal(again.read_mask_record(first)[...], pred)  # the older drawing is still there
 
 
+def test_the_edit_effort_counts_from_the_mask_the_person_was_shown(project: Project, model: str) -> None:
+    """A person who corrected an earlier prompt's mask (not the latest prediction) changed what they were shown:
+    ``started_from``; ``source`` records what made it."""
+    image_id = project.add_image(np.zeros((20, 10), np.uint8))[0]
+    shown, latest = binary((20, 10), 1), binary((20, 10), 2)
+    project.write_prediction(image_id, latest, model=model, prompt="right lung")
+    fixed = shown.copy()
+    fixed[:5, :3] = 1 - fixed[:5, :3]  # 15 pixels flipped
+    rec = project.mark_corrected(image_id, fixed, author="bob", started_from=shown,
+                                 source={"prompt": "left lung", "model": model, "round": 1})
+    again = Project.open(project.root).mask_record(image_id, "human").provenance
+    assert rec.provenance == again and again.changed == pytest.approx(15 / 200) and again.edited
+    assert again.prompt == "left lung" and again.model == model and again.round == 1
+    untouched = project.mark_corrected(image_id, shown, author="bob", started_from=shown)
+    assert untouched.provenance.changed == 0.0 and untouched.provenance.edited is False
+
+
 def test_the_side_convention_of_a_prompt_is_recorded(project: Project, model: str) -> None:
     image_id = project.add_image(np.zeros((32, 32), np.uint8), name="img")[0]
     rec = project.write_prediction(image_id, binary((32, 32), 1), model=model, prompt="left lung", sides="patient")
