@@ -4,6 +4,11 @@
   heads, fusion, resize back to the image (the whole path the widget runs; the image-embedding cache misses);
 - warm: the same image with a new prompt each time (the cache hits: text encoder + dot product + fusion).
 
+And the same two figures for a 4000 x 4000 H&E field with the bundled MoNuSeg model, whose field is 1000 pixels:
+a mosaic of 4 x 4 MoNuSeg tiles (``../shared/data/monuseg``, else the shipped sample tiles repeated), segmented by
+overlapping windows at the model's scale and blended (cold: every window through the model; warm: a new prompt,
+every window's text mask from the cache).
+
     .venv/bin/python benchmarks/prompt_latency.py [--quick] [--json out.json]
 """
 
@@ -58,6 +63,56 @@ def measure(model_dir: Path, n_cold: int = 30, n_warm: int = 50, warmup: int = 2
             "image_shape": list(images[0].shape), "model_size": seg.size}
 
 
+FIELD_SIDE = 4000  # the large field's side in pixels
+FIELD_PROMPTS = ["The nuclei are evenly distributed.", "The nuclei density in the upper right is high.",
+                 "The nuclei density in the left is high."]
+
+
+def _he_tiles() -> tuple[list, str]:
+    """Real H&E tiles: MoNuSeg's training tiles when the shared data is there, else the shipped samples."""
+    from _common import REPO
+
+    from napari_amvlm.data.dataset import read_records
+    from napari_amvlm.io import read_image
+
+    folder = REPO.parent / "shared" / "data" / "monuseg" / "Train_Folder"
+    if not folder.is_dir():
+        folder = REPO / "sample_data" / "monuseg"
+    return [read_image(r.image)[..., :3] for r in sorted(read_records(folder), key=lambda r: r.name)], str(folder)
+
+
+def _field(tiles: list, shift: int):
+    """A FIELD_SIDE x FIELD_SIDE RGB mosaic of the tiles, starting at tile ``shift`` (a new image per shift)."""
+    import numpy as np
+
+    side = tiles[0].shape[0]
+    n = -(-FIELD_SIDE // side)
+    rows = [np.concatenate([tiles[(shift + r * n + c) % len(tiles)][:side, :side] for c in range(n)], axis=1)
+            for r in range(n)]
+    return np.ascontiguousarray(np.concatenate(rows, axis=0)[:FIELD_SIDE, :FIELD_SIDE])
+
+
+def measure_field(n_cold: int = 3, n_warm: int = 5, device: str = "cpu") -> dict:
+    """Cold and warm prompt latency (seconds) on a FIELD_SIDE-pixel field with the bundled MoNuSeg model."""
+    from napari_amvlm.inference import Segmenter
+    from napari_amvlm.resources import models_dir
+
+    tiles, source = _he_tiles()
+    seg = Segmenter.from_folder(models_dir() / "amvlm-monuseg", device)
+    fields = iter([_field(tiles, k) for k in range(n_cold + 1)])
+    windows = []
+    cold_s = timed(lambda: windows.append(seg.predict(next(fields), FIELD_PROMPTS[0]).windows), n_cold, 0,
+                   _sync(device))
+    same = _field(tiles, n_cold)
+    seg.predict(same, FIELD_PROMPTS[0])
+    k = iter(range(10**9))
+    hits = seg.cache_hits
+    warm_s = timed(lambda: seg.predict(same, FIELD_PROMPTS[next(k) % len(FIELD_PROMPTS)]), n_warm, 0, _sync(device))
+    assert seg.cache_hits - hits == n_warm, "a warm prompt on the field missed the cache"
+    return {"field_cold_s": stats(cold_s), "field_warm_s": stats(warm_s), "field_shape": [FIELD_SIDE, FIELD_SIDE, 3],
+            "field_model": "amvlm-monuseg", "field_windows": windows[0], "field_tiles": source}
+
+
 def _sync(device: str):
     import torch
 
@@ -65,8 +120,12 @@ def _sync(device: str):
 
 
 def rows(res: dict) -> list[tuple]:
-    return [(name, res[k]["median"], res[k]["min"], res[k]["max"], res[k]["n"])
-            for name, k in (("prompt on a new image (cold)", "cold_s"), ("new prompt, same image (warm)", "warm_s"))]
+    names = [("prompt on a new image (cold)", "cold_s"), ("new prompt, same image (warm)", "warm_s")]
+    if "field_cold_s" in res:
+        side, n = res["field_shape"][0], res["field_windows"]
+        names += [(f"{side}x{side} field, new image ({n} windows, cold)", "field_cold_s"),
+                  (f"{side}x{side} field, new prompt (warm)", "field_warm_s")]
+    return [(name, res[k]["median"], res[k]["min"], res[k]["max"], res[k]["n"]) for name, k in names]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     n = (3, 5, 1) if args.quick else (30, 50, 2)
     with benchmark_model(args.model) as (model, weights):
         res = measure(model, *n, device=args.device) | {"model": str(model), "segmenter_weights": weights}
+    res |= measure_field(*((1, 2) if args.quick else (3, 5)), device=args.device)
     print_table(rows(res), ("figure", "median s", "min s", "max s", "n"))
     if args.json:
         write_json(args.json, res)

@@ -125,6 +125,10 @@ class SegmenterConfig:
     # X-rays, off where the targets are smaller than its speck size (nuclei in histology)
     flip_average: bool = False  # predictions average the image and its left-right mirror (read with its sentence's
     # sides swapped), mirrored back; set in a model folder once measured there (inference/predict.py)
+    field: int = 0  # side in pixels of the field the model learned to see in one input (MoNuSeg: 1000-pixel H&E
+    # tiles at 40x); an image with a longer side is segmented by overlapping windows of that field at the model's
+    # scale, blended (inference/tiles.py); 0: the whole image in one input, whatever its size (a chest film)
+    field_note: str = ""  # that scale in words, for people ("1000-pixel H&E tiles at 40x", "the whole chest film")
 
 
 @dataclass

@@ -180,3 +180,33 @@ def zone_table(rows: tuple[float, float], figure: list[ZoneRow]) -> str:
                      f"{r.share_swapped:.1f} % | {r.hit:.1f} % / {r.hit_swapped:.1f} % | "
                      + " / ".join(f"{s:.1f}" for s in r.shares) + " % |")
     return "\n".join(lines)
+
+
+@dataclass
+class MosaicFigure:
+    """Dice (%) of the same tiles segmented one by one and as one mosaic (each tile scored on its own part)."""
+
+    one_by_one: list[float]
+    mosaic: list[float]
+    windows: int  # windows the mosaic was segmented by (0: in one input)
+
+    @property
+    def gap(self) -> float:
+        """Mean one-by-one Dice minus mean mosaic Dice, in points."""
+        return float(np.mean(self.one_by_one) - np.mean(self.mosaic))
+
+
+def mosaic_figure(segmenter, tiles: list[tuple[np.ndarray, np.ndarray, str]], columns: int = 2) -> MosaicFigure:
+    """Segment equal-sized tiles (image, truth mask, sentence) one by one, each with its own sentence, then as one
+    mosaic of ``columns`` tiles a row prompted with the first tile's sentence; Dice of each tile, both ways. The
+    full-resolution masks are scored (not the model's 224 x 224)."""
+    h, w = tiles[0][0].shape[:2]
+    if len(tiles) % columns or any(t[0].shape != tiles[0][0].shape or t[1].shape != (h, w) for t in tiles):
+        raise ValueError(f"a mosaic needs a multiple of {columns} tiles of one shape with masks of their size")
+    alone = [100 * dice_iou(segmenter.predict(img, text).mask, truth)[0] for img, truth, text in tiles]
+    rows = [np.concatenate([t[0] for t in tiles[i:i + columns]], axis=1) for i in range(0, len(tiles), columns)]
+    pred = segmenter.predict(np.concatenate(rows, axis=0), tiles[0][2])
+    parts = [pred.mask[(k // columns) * h:(k // columns + 1) * h, (k % columns) * w:(k % columns + 1) * w]
+             for k in range(len(tiles))]
+    together = [100 * dice_iou(part, t[1])[0] for part, t in zip(parts, tiles)]
+    return MosaicFigure(alone, together, pred.windows)

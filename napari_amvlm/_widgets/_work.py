@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from .._cancel import check
-from ..data.pixels import ImageError
 from ..device import resolve_device
 from ..inference import Segmenter
 from ..inference.postprocess import Cleanup
 from ..inference.prompts import read_vocabulary
+from ..io.image import ImageError
 from ..model.hub import SEG_WEIGHTS_NAME
 from ..project import Project
 from ..project.files import sha256_file

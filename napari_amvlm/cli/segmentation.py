@@ -34,6 +34,10 @@ def _train_parser(sub) -> None:
     p.add_argument("--flip-average", action="store_true",
                    help="the trained model's predictions average the image and its left-right mirror (read with "
                         "the sentence's sides swapped); validation during training uses it too")
+    p.add_argument("--field", type=int, default=0, metavar="PIXELS",
+                   help="side in pixels of what one training image shows (e.g. 1000 for 1000-pixel histology tiles): "
+                        "larger images are segmented by overlapping windows of that size; 0 (default): every image "
+                        "whole, whatever its size (chest films)")
     p.add_argument("--init", metavar="DIR", help="continue from this model folder's trained segmenter (its "
                                                  "settings are kept; --no-text and --base are ignored)")
     p.add_argument("--init-unet", metavar="DIR", help="start the student and teacher U-Net from this model "
@@ -105,7 +109,7 @@ def _train(args: argparse.Namespace) -> int:
                             time_budget_s=60.0 * (args.time_budget or 0.0), budget_clock=args.budget_clock,
                             num_threads=args.threads, vflip_p=args.vflip)
     seg_cfg = SegmenterConfig(use_text=not (args.no_text or args.supervised_only), cleanup=not args.no_cleanup,
-                              flip_average=args.flip_average,
+                              flip_average=args.flip_average, field=max(0, args.field),
                               unet=UNetConfig(base=args.base, levels=args.levels, downsample=args.downsample))
     out = Path(args.out)
     if rank == 0:

@@ -22,7 +22,7 @@ from scipy import ndimage as ndi
 from skimage.filters import gaussian, threshold_otsu
 from skimage.transform import resize
 
-from ..data.pixels import is_gray, to_gray
+from ..io.image import Image, as_image
 
 WORK_SIZE = 256  # the body is found on the image shrunk to at most this many pixels a side
 DARK_FRACTION = 0.5  # background: darker than this fraction of the Otsu threshold
@@ -43,9 +43,10 @@ class Cleanup:
         return "removed " + " and ".join(parts)
 
 
-def body_mask(image: np.ndarray) -> np.ndarray:
+def body_mask(image: Image | np.ndarray) -> np.ndarray:
     """(H, W) bool: True on the body, False on the dark background connected to the image's border."""
-    gray = to_gray(image)
+    unit = (image if isinstance(image, Image) else as_image(image)).unit
+    gray = unit if unit.ndim == 2 else unit.mean(axis=-1)
     shape = gray.shape
     scale = WORK_SIZE / max(shape)
     if scale < 1:
@@ -73,10 +74,12 @@ def remove_specks(mask: np.ndarray, min_area: float) -> np.ndarray:
     return keep[labels]
 
 
-def clean_mask(mask: np.ndarray, image: np.ndarray, cleanup: Cleanup | None = None) -> np.ndarray:
-    """The mask (H, W) bool of ``image`` (H, W[, C]) after the clean-up steps of the module docstring."""
+def clean_mask(mask: np.ndarray, image: Image | np.ndarray, cleanup: Cleanup | None = None) -> np.ndarray:
+    """The mask (H, W) bool of ``image`` (a typed image, or pixels (H, W[, C])) after the clean-up steps of the
+    module docstring."""
     cleanup = cleanup or Cleanup()
     mask = np.asarray(mask, bool)
-    if cleanup.body and is_gray(image):
+    image = image if isinstance(image, Image) else as_image(image)
+    if cleanup.body and image.gray:
         mask = mask & body_mask(image)
     return remove_specks(mask, cleanup.min_area) if cleanup.min_area > 0 else mask

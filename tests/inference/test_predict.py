@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from napari_amvlm.data.pixels import ImageError
 from napari_amvlm.inference import Segmenter, predict
 from napari_amvlm.inference.postprocess import Cleanup
+from napari_amvlm.io.image import ImageError
 from napari_amvlm.model.amvlm import AMVLM
 from napari_amvlm.model.segmenter import TextGuidedSegmenter
 
@@ -89,7 +89,7 @@ def test_cleanup_is_applied_on_request(segmenter, monkeypatch):
     monkeypatch.setattr(predict, "clean_mask", lambda mask, img, c: seen.append((img, c)) or np.zeros_like(mask))
     raw = segmenter.predict(image, "lower left lung")
     cleaned = segmenter.predict(image, "lower left lung", cleanup=Cleanup())
-    assert not raw.cleaned and seen[0][0] is image and seen[0][1] == Cleanup() and len(seen) == 1
+    assert not raw.cleaned and seen[0][0].pixels is image and seen[0][1] == Cleanup() and len(seen) == 1
     assert cleaned.cleaned and not cleaned.mask.any() and np.array_equal(cleaned.prob, raw.prob)
 
 

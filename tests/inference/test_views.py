@@ -1,0 +1,49 @@
+"""The side convention read from an image's orientation: which view the model sees and what left/right mean."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_amvlm.inference.views import read_sides
+from napari_amvlm.io.image import Orientation, as_image
+
+ARRAY = np.arange(12).reshape(3, 4)
+
+
+@pytest.mark.parametrize("rows, columns, expected", [
+    ("L", "F", ARRAY),  # the standard frontal view
+    ("R", "F", ARRAY[:, ::-1]),  # a mirrored film
+    ("L", "H", ARRAY[::-1]),  # upside down
+    ("R", "H", ARRAY[::-1, ::-1]),  # turned half a turn
+    ("F", "L", ARRAY.T),  # a quarter turn: rows run toward the feet
+    ("H", "R", ARRAY.T[::-1, ::-1]),
+    ("L", "P", ARRAY),  # an axial slice in the radiological view
+    ("R", "A", ARRAY[::-1, ::-1]),  # an axial slice as stored in RAS
+])  # fmt: skip
+def test_patient_prompts_see_the_standard_view(rows, columns, expected):
+    view = read_sides(Orientation(rows, columns, "Patient Orientation"), "patient")
+    assert view.sides == "patient" and np.array_equal(view.apply(ARRAY), expected)
+    assert np.array_equal(view.undo(view.apply(ARRAY)), ARRAY)
+    assert ("as it is" in view.note) == view.identity and "Patient Orientation" in view.note
+    image = view.image(as_image(ARRAY.astype(np.uint8), spacing=(0.5, 0.25)))
+    assert image.spacing == ((0.25, 0.5) if view.transpose else (0.5, 0.25))
+
+
+def test_image_sides_and_unknown_orientation_keep_the_image_as_it_is():
+    for view in (read_sides(Orientation("R", "F", "Patient Orientation"), "image"), read_sides(None, "patient")):
+        assert view.identity
+    assert read_sides(None, "patient").sides == "patient" and "does not say" in read_sides(None, "patient").note
+    assert read_sides(None, "image").sides == "image"
+
+
+def test_a_lateral_view_has_no_left_and_right_across_it():
+    view = read_sides(Orientation("A", "F", "Patient Orientation"), "patient")
+    assert view.identity and view.sides == "image" and "do not run across" in view.note
+
+
+@pytest.mark.parametrize("bad", [("L", "L"), ("L", "R"), ("X", "F"), ("", "F")])
+def test_impossible_orientations_are_refused(bad):
+    with pytest.raises(ValueError):
+        Orientation(*bad, "Patient Orientation")
+    assert Orientation.from_dict({"rows": bad[0], "columns": bad[1]}) is None
