@@ -1,6 +1,7 @@
 """Reading and writing image and mask files, one module per format family (engine code: no Qt, no napari).
 
 - :mod:`.errors`: the one clear error for a file that cannot be read, shared by every reader.
+- :mod:`.limits`: what one image file may decode into, checked from its header before decoding.
 - :mod:`.raster`: everyday image files (PNG, TIFF, JPEG, ...).
 """
 

@@ -11,25 +11,29 @@ import skimage.io
 import skimage.transform
 
 from .errors import reading
+from .limits import check_declared_size
 
 IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image as stored (any format scikit-image reads, e.g. PNG or TIFF). Raises FileNotFoundError,
-    or :class:`~napari_amvlm.io.errors.UnreadableImageError` naming the file and the reason."""
+    """Read an image as stored (PNG, TIFF, JPEG and the other formats Pillow knows). Raises FileNotFoundError,
+    or :class:`~napari_amvlm.io.errors.UnreadableImageError` naming the file and the reason (a file that declares
+    more pixels than one image may have is refused before decoding: :mod:`.limits`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     with reading(path):
+        check_declared_size(path)
         return np.asarray(skimage.io.imread(str(path)))
 
 
 def read_pixels(path: Path) -> np.ndarray:
     """Pixels of an image file: TIFF through tifffile (pages stay the first axis), the rest through
     scikit-image. Raises :class:`~napari_amvlm.io.errors.UnreadableImageError` (a ValueError) for unreadable
-    files."""
+    files and for files that declare more pixels than one image may have (checked before decoding)."""
     with reading(path):
+        check_declared_size(path)
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
@@ -63,6 +67,7 @@ def read_mask(path: str | Path, size: int | None = None) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"mask file not found: {path}")
     with reading(path):
+        check_declared_size(path)
         mask = skimage.io.imread(str(path))
     return mask_to_bool(mask, size)
 
