@@ -37,8 +37,8 @@ def sha256_pixels(array: np.ndarray) -> str:
 
 
 def slug(name: str, limit: int = 60) -> str:
-    """A file-system safe version of ``name`` (letters, digits, '.', '_', '-')."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:limit] or "image"
+    """A file-system safe version of ``name`` (letters, digits, '.', '_', '-'; never starting with '.' or '-')."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:limit] or "image"
 
 
 # ---------------------------------------------------------------------------------------------- images

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import threading
 import time
 import uuid
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._atomic import fsync_path
-from .arrays import ARRAYS_DIR, Array, array_meta, fsync_tree, open_array, write_array
+from .arrays import ARRAYS_DIR, Array, ArrayMeta, array_meta, check_array, fsync_tree, open_array, write_array
 from .manifest import MANIFEST_NAME, new_manifest, read_manifest, write_manifest
 from .records import CorruptProjectError, ImageRecord, ProjectError, utc_now
 
@@ -35,16 +36,35 @@ LOCK_NAME = ".lock"
 
 @contextlib.contextmanager
 def locked(lock_path: Path) -> Iterator[bool]:
-    """Hold an exclusive advisory lock on ``lock_path`` (blocks); yields False where locks are unavailable."""
+    """Hold an exclusive advisory lock on ``lock_path`` (blocks); yields False where locks are unavailable. The
+    lock file is created if missing, never through a symbolic link."""
     if fcntl is None:  # pragma: no cover
         yield False
         return
-    with open(lock_path, "a+b") as f:
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except OSError as err:
+        raise ProjectError(f"cannot open the lock file {lock_path}: {err.strerror}") from None
+    with open(fd, "r+b") as f:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         try:
             yield True
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def check_layout(root: Path) -> None:
+    """Refuse a project whose ``arrays`` folder or lock file is a symbolic link (or not a folder / plain file): a
+    write or a deletion there would land outside the project."""
+    for name, kind, what in ((ARRAYS_DIR, stat.S_ISDIR, "a folder"), (LOCK_NAME, stat.S_ISREG, "a plain file")):
+        try:
+            mode = os.lstat(root / name).st_mode
+        except FileNotFoundError:
+            if name == ARRAYS_DIR:
+                raise CorruptProjectError(f"{root} has no {ARRAYS_DIR} folder") from None
+            continue
+        if not kind(mode):
+            raise CorruptProjectError(f"{root / name} must be {what} inside the project, not a link or anything else")
 
 
 class ProjectStore:
@@ -61,6 +81,7 @@ class ProjectStore:
         self._dirty = False
         self._new_arrays: list[str] = []
         self._swept = False  # orphans of crashed writers are removed by this object's first transaction
+        self._checked: dict[str, ArrayMeta] = {}  # arrays whose files were checked (arrays never change)
         self._set_manifest(manifest)
 
     # ----------------------------------------------------------------------------------- create / open
@@ -93,7 +114,9 @@ class ProjectStore:
         return project
 
     def validate(self) -> None:
-        """Check that every array the manifest names exists with the recorded shape and dtype."""
+        """Check the folder's layout, and that every array the manifest names exists with the recorded shape and
+        dtype and allowed metadata (see :mod:`.arrays`)."""
+        check_layout(self.root)
         for image_id, entry in self._m["images"].items():
             rec = ImageRecord.from_dict(entry)
             self._check_array(rec.array, rec.shape, rec.dtype, f"image {image_id}")
@@ -102,7 +125,8 @@ class ProjectStore:
                 self._check_array(mask["array"], rec.plane_shape, mask["dtype"], what)
 
     def _check_array(self, name: str, shape: tuple[int, ...], dtype: str, what: str) -> None:
-        found_shape, found_dtype = array_meta(self.root / ARRAYS_DIR / name)
+        meta = array_meta(self.root / ARRAYS_DIR / name)
+        found_shape, found_dtype = meta.shape, meta.dtype.name
         if found_shape != tuple(shape) or found_dtype != dtype:
             raise CorruptProjectError(
                 f"{self.root}: the {what} is stored as {found_dtype}{list(found_shape)} but the manifest "
@@ -161,6 +185,7 @@ class ProjectStore:
                 finally:
                     self._depth -= 1
                 return
+            check_layout(self.root)  # before the lock file is opened or anything written
             with locked(self.root / LOCK_NAME) as have_lock:
                 self.refresh()
                 self._depth, self._dirty, self._new_arrays = 1, False, []
@@ -182,7 +207,7 @@ class ProjectStore:
         keep = self._referenced_arrays()
         for name in self._new_arrays:
             if name not in keep:
-                shutil.rmtree(self.root / ARRAYS_DIR / name, ignore_errors=True)
+                self._delete(self.root / ARRAYS_DIR / name)
         self._new_arrays, self._dirty = [], False
 
     def _commit(self) -> None:
@@ -200,7 +225,7 @@ class ProjectStore:
         self._new_arrays, self._dirty = [], False
         self._stat = self._manifest_stat()
         for a in expired:
-            shutil.rmtree(arrays / a, ignore_errors=True)
+            self._delete(arrays / a)
 
     def _referenced_arrays(self) -> set[str]:
         names = set(self._m["trash"])
@@ -215,9 +240,21 @@ class ProjectStore:
         keep = self._referenced_arrays()
         for p in (self.root / ARRAYS_DIR).iterdir():
             if p.name not in keep:
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                self._delete(p)
         for p in self.root.glob(".*.tmp*"):  # temporary files of atomic writes that never completed
             p.unlink(missing_ok=True)
+
+    @staticmethod
+    def _delete(path: Path) -> None:
+        """Delete an array folder or a stray entry of ``arrays/``; a link is removed, never followed."""
+        try:
+            is_dir = stat.S_ISDIR(os.lstat(path).st_mode)
+        except FileNotFoundError:
+            return
+        if is_dir:
+            shutil.rmtree(path, ignore_errors=True)  # (rmtree removes links inside without following them)
+        else:
+            path.unlink(missing_ok=True)
 
     def compact(self) -> None:
         """Delete superseded arrays now, without waiting for ``trash_grace_s``, and any left by crashes."""
@@ -235,4 +272,9 @@ class ProjectStore:
         return name
 
     def _open_array(self, name: str) -> Array:
-        return open_array(self.root / ARRAYS_DIR / name)
+        """An array of this project, its files checked the first time (see :func:`.arrays.check_array`)."""
+        path = self.root / ARRAYS_DIR / name
+        meta = self._checked.get(name)
+        if meta is None:
+            meta = self._checked[name] = check_array(path)
+        return open_array(path, meta)

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..io import read_pixels, write_mask_file
 from .files import export_values, list_image_files, mask_stem, sha256_file
+from .names import check_file_name
 from .records import ImageRecord, MaskKind, MaskRecord, ModelRecord, utc_now
 
 DEFAULT_FOREGROUND = 255  # value of a binary mask's foreground on export when the mask records none
@@ -74,10 +75,17 @@ def _normalize_format(fmt: str) -> str:
 
 def export_masks(project: MaskTarget, out_dir: Path, kind: MaskKind, fmt: str, prefix: str,
                  foreground: int | None, overwrite: bool) -> list[Path]:  # fmt: skip
-    """See :meth:`Project.export_masks`. Refuses to overwrite files unless ``overwrite``."""
+    """See :meth:`Project.export_masks`. Refuses to overwrite files unless ``overwrite``, and any file name that
+    is not a plain name inside ``out_dir`` or that two masks would share (letter case aside), before writing."""
     fmt = _normalize_format(fmt)
     jobs = [(rec, m) for rec in project.images() if (m := project.mask_record(rec.id, kind))]
-    targets = [out_dir / f"{prefix}{rec.name}.{fmt}" for rec, _ in jobs]
+    names = [check_file_name(f"{prefix}{rec.name}.{fmt}", "the mask file name") for rec, _ in jobs]
+    seen: dict[str, str] = {}
+    for name in names:
+        if name.casefold() in seen:
+            raise ValueError(f"two masks would be written to one file: {seen[name.casefold()]!r} and {name!r}")
+        seen[name.casefold()] = name
+    targets = [out_dir / name for name in names]
     clashes = [t for t in targets if t.exists()]
     if clashes and not overwrite:
         raise ValueError(f"{clashes[0]} exists ({len(clashes)} files would be overwritten; use overwrite)")
