@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -181,24 +182,56 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 
 def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-    """Build a (nested) dataclass from a dict, refusing unknown keys with a clear message."""
+    """Build a (nested) dataclass from a dict, refusing unknown keys and values of the wrong type (a ValueError
+    naming the field): a config may come from a model folder someone else made."""
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object for {cls.__name__}, got {type(data).__name__}")
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} fields: {', '.join(unknown)}")
+        raise ValueError(f"unknown {cls.__name__} fields: {', '.join(map(str, unknown))[:200]}")
     kwargs: dict[str, Any] = {}
-    hints = {f.name: f.type for f in dataclasses.fields(cls)}
+    hints = {f.name: str(f.type) for f in dataclasses.fields(cls)}
     for name, value in data.items():
         sub = _NESTED.get((cls.__name__, name))
-        if sub is not None:
-            kwargs[name] = from_dict(sub, value)
-        elif isinstance(value, list) and "tuple" in str(hints[name]):
-            kwargs[name] = tuple(value)
-        else:
-            kwargs[name] = value
+        field = f"{cls.__name__}.{name}"
+        kwargs[name] = from_dict(sub, value) if sub is not None else _typed(value, hints[name], field)
     return cls(**kwargs)
+
+
+def _typed(value: Any, hint: str, field: str) -> Any:
+    """``value`` if it has the type the annotation ``hint`` names (JSON lists become tuples), else a ValueError."""
+    if value is None and "None" in hint:
+        return None
+    base = hint.replace(" | None", "")
+    if base.startswith("tuple"):
+        n = base.count(",") + 1
+        if isinstance(value, (list, tuple)) and len(value) == n and all(_is_number(v) for v in value):
+            return tuple(value)
+        want = f"a list of {n} numbers"
+    elif base == "bool":
+        if isinstance(value, bool):
+            return value
+        want = "true or false"
+    elif base == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        want = "an integer"
+    elif base == "float":
+        if _is_number(value):
+            return value
+        want = "a number"
+    elif base == "str":
+        if isinstance(value, str):
+            return value
+        want = "a string"
+    else:  # pragma: no cover - every field's annotation is one of the above
+        return value
+    raise ValueError(f"{field} must be {want}, not {repr(value)[:40]}")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 _NESTED: dict[tuple[str, str], type] = {

@@ -4,13 +4,15 @@ a user runs them (the ``amvlm`` script) in a process whose address space is limi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,20 @@ def shadow_cwd(tmp: Path) -> tuple[Path, Path]:
     return cwd, marker
 
 
+@contextlib.contextmanager
+def limited_memory(extra: int = 2 << 30) -> Iterator[None]:
+    """Limit this process's address space to what it maps now plus ``extra`` bytes for the block (the soft limit,
+    restored after): a test of something that must not allocate cannot take the machine down when it fails."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    mapped = int(re.search(r"VmSize:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) << 10
+    limit = mapped + extra if hard == resource.RLIM_INFINITY else min(mapped + extra, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def _limited(limit: int) -> Callable[[], None]:
     def apply() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -66,7 +82,7 @@ def run_limited(cmd: list[str], cwd: Path, limit: int = MEMORY_LIMIT, timeout: f
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}  # fmt: skip
     return subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
-                          preexec_fn=_limited(limit))
+                          check=False, preexec_fn=_limited(limit))
 
 
 def run_amvlm(*args: Any, cwd: Path, limit: int = MEMORY_LIMIT) -> subprocess.CompletedProcess:

@@ -36,6 +36,7 @@ SIDE_HELP = {
 }
 MODEL_SIDES = "image"  # the convention of the training sentences, hence of every model trained on them
 VOCABULARY_NAME = "vocabulary.txt"
+MAX_VOCABULARY_BYTES = 8 << 20  # a model folder's vocabulary.txt (the shipped models' hold a few dozen words)
 SHOWN_WORDS = 8  # a notice names at most this many words, then says how many more
 
 _WORD_RE = re.compile(r"\w+")
@@ -69,6 +70,9 @@ def read_vocabulary(folder: str | Path) -> frozenset[str] | None:
     path = Path(folder) / VOCABULARY_NAME
     if not path.is_file():
         return None
+    if path.stat().st_size > MAX_VOCABULARY_BYTES:
+        raise ValueError(f"{path} is {path.stat().st_size / 2**20:.0f} MiB, more than the "
+                         f"{MAX_VOCABULARY_BYTES >> 20} MiB a model's vocabulary may have")
     return frozenset(w.strip().lower() for w in path.read_text(encoding="utf-8").splitlines() if w.strip())
 
 

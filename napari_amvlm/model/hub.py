@@ -1,5 +1,8 @@
 """Find, save and load AMVLM model folders: ``config.json`` + ``model.safetensors`` (never pickles).
 
+A folder may come from anyone: its configs are checked (types, then every size: :mod:`.limits`) and its weights
+files' sizes bounded before anything is built or read.
+
 The frozen layers of the default text encoder are not stored: they come from the installed package. Everything
 that was trained (vision encoder, heads, fine-tuned text layers) is.
 """
@@ -15,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from .._atomic import atomic_write, atomic_write_text
 from ..config import AMVLMConfig, from_dict, to_dict
+from .limits import MAX_WEIGHTS_BYTES, check_amvlm_config, check_file, check_segmenter_config, read_json
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -48,23 +52,38 @@ def read_config(folder: str | Path) -> AMVLMConfig:
     path = folder / CONFIG_NAME
     if not path.is_file():
         raise ModelLoadError(f"{folder} is not an AMVLM model folder: {CONFIG_NAME} is missing")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ModelLoadError(f"{path} is not valid JSON: {err}") from err
+    data = _read_json(path, "model config")
     if not isinstance(data, dict) or data.get("format") != FORMAT or "model" not in data:
         raise ModelLoadError(f"{path} is not an AMVLM model config (format {FORMAT!r} expected)")
-    return from_dict(AMVLMConfig, data["model"])
+    try:
+        cfg = from_dict(AMVLMConfig, data["model"])
+        check_amvlm_config(cfg, str(path))
+    except ValueError as err:
+        raise ModelLoadError(str(err) if str(path) in str(err) else f"{path}: {err}") from None
+    return cfg
+
+
+def _read_json(path: Path, what: str):
+    try:
+        return read_json(path, what)
+    except ValueError as err:
+        raise ModelLoadError(str(err)) from None
+
+
+def _load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file of at most MAX_WEIGHTS_BYTES (never a pickle)."""
+    try:
+        check_file(path, MAX_WEIGHTS_BYTES, "weights file")
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ModelLoadError(f"{path} is damaged or truncated and cannot be read ({err})") from err
 
 
 def read_weights(folder: str | Path) -> dict[str, torch.Tensor]:
     path = Path(folder) / WEIGHTS_NAME
     if not path.is_file():
         raise ModelLoadError(f"{Path(folder)} has no {WEIGHTS_NAME}")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ModelLoadError(f"{path} is damaged or truncated and cannot be read ({err})") from err
+    return _load_weights(path)
 
 
 def check_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -143,25 +162,23 @@ def read_segmenter(folder: str | Path):
     from ..config import SegmenterConfig
 
     folder = Path(folder)
-    read_config(folder)  # a clear error for a missing folder or one that is not a model
+    amvlm = read_config(folder)  # a clear error for a missing folder or one that is not a model
     path = folder / SEG_CONFIG_NAME
     if not path.is_file():
         raise ModelLoadError(f"{folder} holds a pre-trained AMVLM but no segmenter ({SEG_CONFIG_NAME} is missing): "
                              "train one with `amvlm train`")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ModelLoadError(f"{path} is not valid JSON: {err}") from err
-    if not isinstance(data, dict) or data.get("format") != SEG_FORMAT:
+    data = _read_json(path, "segmenter config")
+    if not isinstance(data, dict) or data.get("format") != SEG_FORMAT or "segmenter" not in data:
         raise ModelLoadError(f"{path} is not a segmenter config (format {SEG_FORMAT!r} expected)")
-    cfg = from_dict(SegmenterConfig, data["segmenter"])
+    try:
+        cfg = from_dict(SegmenterConfig, data["segmenter"])
+        check_segmenter_config(cfg, amvlm, str(path), check_amvlm_config(amvlm, str(folder / CONFIG_NAME)))
+    except ValueError as err:
+        raise ModelLoadError(str(err) if str(path) in str(err) else f"{path}: {err}") from None
     wpath = folder / SEG_WEIGHTS_NAME
     if not wpath.is_file():
         raise ModelLoadError(f"{folder} has no {SEG_WEIGHTS_NAME}")
-    try:
-        return cfg, load_file(str(wpath))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ModelLoadError(f"{wpath} is damaged or truncated and cannot be read ({err})") from err
+    return cfg, _load_weights(wpath)
 
 
 def load_stage2(seg: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -180,8 +197,8 @@ def load_segmenter(folder: str | Path, device: str | torch.device = "cpu"):
     from .segmenter import TextGuidedSegmenter
 
     folder = Path(folder)
+    cfg, state = read_segmenter(folder)  # every config checked before anything is built
     amvlm = load_model(folder)
-    cfg, state = read_segmenter(folder)
     seg = TextGuidedSegmenter(amvlm, cfg)
     load_stage2(seg, state, str(folder / SEG_WEIGHTS_NAME))
     return seg.to(device).eval()

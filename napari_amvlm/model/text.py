@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..config import TextConfig
+from .limits import check_text_folder
 from .outputs import TextOutput
 
 
@@ -56,6 +57,7 @@ class TextEncoder(nn.Module):
 
         self.cfg = cfg
         path = resolve_text_path(cfg)
+        check_text_folder(path)  # sizes and files within bounds before the tokenizer or the network is read
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         self.model = AutoModel.from_pretrained(str(path), local_files_only=True)
         self.width = int(self.model.config.hidden_size)
