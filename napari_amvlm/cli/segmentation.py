@@ -16,6 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     _segment_parser(sub)
 
 
+def _labeled_names(args) -> list[str] | None:
+    """The names given after --labeled (None with --labeled-fraction)."""
+    if args.labeled != bool(args.names):
+        raise ValueError("--labeled needs the labeled image names, last: --labeled -- NAME [NAME ...]"
+                         if args.labeled else f"image names are only read with --labeled (got {args.names[0]!r})")
+    return list(args.names) if args.labeled else None
+
+
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="text-guided Mean-Teacher training of the segmenter",
                        description="Train the text-mask generator and a U-Net Mean Teacher over a pre-trained "
@@ -26,7 +34,10 @@ def _train_parser(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="model folder to write")
     lab = p.add_mutually_exclusive_group(required=True)
     lab.add_argument("--labeled-fraction", type=float, help="seeded fraction of labeled images, in (0, 1]")
-    lab.add_argument("--labeled", nargs="+", metavar="NAME", help="explicit labeled image names (file stems)")
+    lab.add_argument("--labeled", action="store_true",
+                     help="the NAMEs (put them last, after --) are the labeled images")
+    p.add_argument("names", nargs="*", metavar="NAME", help="with --labeled: labeled image names (file stems); "
+                                                            "after `--`, so that no name is read as an option")
     p.add_argument("--no-text", action="store_true", help="plain Mean Teacher: no text-mask generator or fusion")
     p.add_argument("--no-cleanup", action="store_true",
                    help="the trained model's masks skip the clean-up of napari_amvlm/inference/postprocess.py by "
@@ -99,6 +110,7 @@ def _train(args: argparse.Namespace) -> int:
     from ..training.mean_teacher import train_mean_teacher
     from ..training.progress import event_to_json
 
+    labeled = _labeled_names(args)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
     rank = dist.get_rank() if dist.is_initialized() else 0
@@ -119,7 +131,7 @@ def _train(args: argparse.Namespace) -> int:
         _write_training_vocabulary(out, args.data, [args.model, args.init])
     try:
         for ev in train_mean_teacher(args.data, args.val, args.model, out, cfg, seg_cfg, args.labeled_fraction,
-                                     args.labeled, args.device, args.resume, args.max_steps, args.val_limit, args.init,
+                                     labeled, args.device, args.resume, args.max_steps, args.val_limit, args.init,
                                      init_unet=args.init_unet):
             if rank == 0 and args.progress_json:
                 line = event_to_json(ev)

@@ -20,6 +20,7 @@ import numpy as np
 from .._cancel import check
 from ..inference.prompts import to_model_sides
 from ..project import Project, Status
+from ..project.names import check_file_name
 
 
 @dataclass
@@ -62,12 +63,15 @@ def prepare_training_folder(project: Project, folder: str | os.PathLike, default
     corrected = set(project.image_ids(Status.CORRECTED))
     if not corrected:
         raise ValueError("no corrected image yet: correct at least one mask and press 'Mark corrected' first")
+    ids = project.image_ids()
+    for image_id in ids:  # each names files below and is a word of the training process's command line
+        check_file_name(image_id, "the image id")
     folder = Path(folder)
     (folder / "images").mkdir(parents=True, exist_ok=True)
     (folder / "masks").mkdir(exist_ok=True)
     out = TrainingSet(folder, [], [])
     rows = []
-    for image_id in project.image_ids():
+    for image_id in ids:
         check(stop)
         text = _latest_prompt(project, image_id) or (default_prompt or "").strip()
         if not text:

@@ -4,6 +4,7 @@ installed as ``<project>/models/round-NNN`` and recorded in the project, and whi
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from .checkpoint import RESUME_NAME
 from .events import StepEvent
 
 MODELS_SUBDIR = "models"  # model versions trained from a project live in <project>/models/round-NNN
+ROUND_FOLDER = re.compile(r"round-\d{3,}(-\d+)?")  # what install() names them
 
 
 @dataclass
@@ -33,7 +35,10 @@ class RoundResult:
 def partial_folder(project: Project, round_index: int) -> Path:
     """A fresh, hidden folder under ``<project>/models`` for a round's process to write its model to."""
     models = project.root / MODELS_SUBDIR
-    models.mkdir(exist_ok=True)
+    if not models.is_symlink():
+        models.mkdir(exist_ok=True)
+    if models.is_symlink() or not models.is_dir():
+        raise ValueError(f"{models} must be a folder inside the project, not a link: no round can be written there")
     return models / f".round-{round_index:03d}.partial-{uuid.uuid4().hex[:8]}"
 
 
@@ -68,10 +73,15 @@ def _free_name(parent: Path, name: str) -> Path:
 
 
 def latest_round_model(project: Project) -> Path | None:
-    """The model folder of the project's latest round that still exists under ``<project>/models``."""
+    """The model folder of the project's latest round that still exists under ``<project>/models`` (a folder
+    named as :func:`install` names them, inside the project: a manifest naming any other folder is ignored)."""
+    models = project.root / MODELS_SUBDIR
+    if models.is_symlink() or not models.is_dir():
+        return None
     names = {m.sha256: m.name for m in project.models()}
     for rnd in reversed(project.rounds()):
-        folder = project.root / MODELS_SUBDIR / names.get(rnd.model, "")
-        if names.get(rnd.model) and has_segmenter(folder):
+        name = names.get(rnd.model, "")
+        folder = models / name
+        if ROUND_FOLDER.fullmatch(name) and not folder.is_symlink() and has_segmenter(folder):
             return folder
     return None

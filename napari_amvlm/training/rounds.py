@@ -110,15 +110,15 @@ class RetrainJob:
         """The ``amvlm train`` command line of this round (after :meth:`start` prepared the folder)."""
         s, ts = self.settings, self.training_set
         assert ts is not None and self.out_dir is not None
-        cmd = [self.python, "-m", "napari_amvlm.cli", "train", "--progress-json", "--data", str(ts.folder),
-               "--model", str(self.base_model), "--out", str(self.out_dir), "--labeled", *ts.labeled,
-               "--epochs", str(s.epochs), "--labeled-batch", str(s.labeled_batch),
+        cmd = [self.python, "-P", "-m", "napari_amvlm.cli", "train", "--progress-json",  # -P: see child.py
+               "--data", str(ts.folder.resolve()), "--model", str(self.base_model.resolve()),
+               "--out", str(self.out_dir.resolve()), "--epochs", str(s.epochs), "--labeled-batch", str(s.labeled_batch),
                "--unlabeled-batch", str(s.unlabeled_batch), "--seed", str(s.seed), "--device", s.device]
         if s.max_steps:
             cmd += ["--max-steps", str(s.max_steps)]
         if has_segmenter(self.base_model):
-            cmd += ["--init", str(self.base_model)]  # each round builds on the weights in use
-        return cmd
+            cmd += ["--init", str(self.base_model.resolve())]  # each round builds on the weights in use
+        return cmd + ["--labeled", "--", *ts.labeled]  # ids last, after "--": never read as options
 
     def start(self) -> None:
         """:meth:`prepare` then :meth:`launch`. Raises ValueError for unusable input (before any process)."""
@@ -146,7 +146,7 @@ class RetrainJob:
         self.out_dir = round_models.partial_folder(self.project, self.round_index)
         self._proc = subprocess.Popen(
             self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            bufsize=1, env=self._child_env(),
+            bufsize=1, env=self._child_env(), cwd=self._tmp,  # (a folder of its own: nothing there to import)
         )  # fmt: skip
         self.state = JobState.RUNNING
         _RUNNING.add(self)
@@ -168,7 +168,7 @@ class RetrainJob:
             self._tmp = None
 
     def _child_env(self) -> dict[str, str]:
-        env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
+        env = dict(child.environment(), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
         env[child.NICE_ENV], env[child.PARENT_ENV] = str(self.settings.nice), str(os.getpid())
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             if self.settings.cpu_threads:
