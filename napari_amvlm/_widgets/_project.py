@@ -92,12 +92,13 @@ class ProjectActions:
             return
         try:
             project = Project.open(folder)
-        except (ProjectError, FileNotFoundError) as err:
-            self.say(f"Cannot open the project: {err}", warn=True)
+            if len(project):
+                self.viewer.open(str(project.root), plugin="napari-amvlm")
+        except (ValueError, OSError) as err:  # (napari wraps what its reader raised: say that instead)
+            cause = err.__cause__ if isinstance(err.__cause__, (ValueError, OSError)) else err
+            self.say(f"Cannot open the project: {cause}", warn=True)
             return
         self.project, self._scratch = project, False
-        if len(project):
-            self.viewer.open(str(project.root), plugin="napari-amvlm")
         self._show_project()
         self.refresh_images()
         trained = latest_round_model(project)

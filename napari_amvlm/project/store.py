@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._atomic import fsync_path
-from .arrays import ARRAYS_DIR, Array, ArrayMeta, array_meta, check_array, fsync_tree, open_array, write_array
+from .arrays import ARRAYS_DIR, Array, ArrayMeta, check_array, fsync_tree, open_array, write_array
 from .manifest import MANIFEST_NAME, new_manifest, read_manifest, write_manifest
 from .records import CorruptProjectError, ImageRecord, ProjectError, utc_now
 
@@ -115,7 +115,7 @@ class ProjectStore:
 
     def validate(self) -> None:
         """Check the folder's layout, and that every array the manifest names exists with the recorded shape and
-        dtype and allowed metadata (see :mod:`.arrays`)."""
+        dtype, allowed metadata and chunk files that decode into their chunks (see :mod:`.arrays`)."""
         check_layout(self.root)
         for image_id, entry in self._m["images"].items():
             rec = ImageRecord.from_dict(entry)
@@ -125,7 +125,7 @@ class ProjectStore:
                 self._check_array(mask["array"], rec.plane_shape, mask["dtype"], what)
 
     def _check_array(self, name: str, shape: tuple[int, ...], dtype: str, what: str) -> None:
-        meta = array_meta(self.root / ARRAYS_DIR / name)
+        meta = self._checked[name] = check_array(self.root / ARRAYS_DIR / name)  # (every chunk's header too)
         found_shape, found_dtype = meta.shape, meta.dtype.name
         if found_shape != tuple(shape) or found_dtype != dtype:
             raise CorruptProjectError(

@@ -15,7 +15,15 @@ import pytest
 
 from napari_amvlm.project import CorruptProjectError, Project
 
-from .._untrusted import Decoys, assert_one_clear_line, edit_manifest, run_amvlm, run_python, shadow_cwd, tree_digest
+from .._untrusted import (
+    Decoys,
+    assert_one_clear_line,
+    edit_manifest,
+    run_amvlm,
+    run_python,
+    shadow_cwd,
+    tree_digest,
+)
 
 
 def _project(path: Path, seed: int = 0) -> tuple[Project, dict[str, bytes]]:
