@@ -15,11 +15,17 @@ predictions and pseudo-labels stay on disk for ``trash_grace_s`` seconds (lazy v
 working) and are then deleted. Human labels are never deleted: a newer correction moves the older one to the
 image's history.
 
+**A project from anyone.** Projects travel between colleagues, so everything read from one is data: the manifest
+is checked field by field when read (:mod:`.schema`: types, names that must match the store's own patterns, one
+owner per array, at most 64 MiB), ``arrays/``, the lock file and arrays may not be links, and each array's metadata
+and chunk headers pass an allow-list and size limits before zarr opens it (:mod:`.arrays`). A project that breaks a
+rule is refused as corrupt, naming the rule, before anything is written or deleted.
+
 Modules, each depending only on those above it:
 
-- :mod:`.records`: typed records and errors (plain data);
+- :mod:`.records`: typed records and errors (plain data); :mod:`.names`: the patterns names must match;
 - :mod:`.files`: image and mask files (hashing, planes, mask values); :mod:`.arrays`: the zarr arrays;
-  :mod:`.manifest`: reading, checking and atomically replacing the manifest;
+  :mod:`.schema` and :mod:`.manifest`: reading, checking and atomically replacing the manifest;
 - :mod:`.store`: :class:`~.store.ProjectStore`, the writer lock, transactions, commits and crash recovery;
 - :mod:`.catalog`: :class:`~.catalog.ProjectCatalog`, images, statuses, prompts, models and rounds;
   :mod:`.transfer`: mask import/export and weight files, over any object with a project's public methods;

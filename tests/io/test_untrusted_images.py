@@ -11,7 +11,7 @@ import tifffile
 
 from napari_amvlm.project import Project
 
-from ._untrusted import Decoys, assert_one_clear_line, run_amvlm, shadow_cwd, tree_digest
+from .._untrusted import Decoys, assert_one_clear_line, run_amvlm, shadow_cwd, tree_digest
 
 
 def _declaring(path, width: int, height: int):
