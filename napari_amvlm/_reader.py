@@ -1,4 +1,9 @@
-"""npe2 reader: open an annotation project (its folder or its ``amvlm-project.json``) in napari.
+"""npe2 reader: open an annotation project (its folder or its ``amvlm-project.json``), a DICOM file, a folder holding
+one DICOM series, or a NIfTI file in napari.
+
+A DICOM or NIfTI image opens as one image layer, a stack for several planes, as displayed (:mod:`napari_amvlm.io`),
+with its pixel spacing as the layer's scale and ``metadata["amvlm_image"]`` = {"source", "kind", "orientation",
+"spacing"}: the widget reads the side convention and the spacing of each plane from it.
 
 Returns layer data tuples only (no Qt, no napari import). Images of the same shape and type are stacked
 into one lazy image layer (one slice per image, in the order added) with a labels layer beside it that shows,
@@ -15,19 +20,45 @@ from typing import Any
 
 import numpy as np
 
+from .io import read_scan
+from .io.dicom import SUFFIXES as DICOM_SUFFIXES
+from .io.dicom import is_dicom, is_series_folder
+from .io.nifti import is_nifti
 from .project import Project, is_project
 
 LayerData = tuple[Any, dict[str, Any], str]
 EDITABLE_LABELS_BYTES = 256 * 2**20  # labels up to this size are loaded (editable); larger stay lazy (read-only)
+IMAGE_KEY = "amvlm_image"  # layer metadata key of what the file said about its image
 
 
 def napari_get_reader(path: str | list[str]) -> Callable[[Any], list[Any]] | None:
-    """Return :func:`read_project` when ``path`` is an annotation project, else None (cheap check)."""
+    """The reader of ``path`` (cheap checks): :func:`read_project` for an annotation project, :func:`read_image`
+    for a DICOM file or series folder or a NIfTI file, else None."""
     if isinstance(path, list):
         if len(path) != 1:
             return None
         path = path[0]
-    return read_project if is_project(path) else None
+    if is_project(path):
+        return read_project
+    if is_nifti(path) or str(path).lower().endswith(DICOM_SUFFIXES) or is_dicom(path) or is_series_folder(path):
+        return read_image
+    return None
+
+
+def read_image(path: str | os.PathLike | list[str]) -> list[Any]:
+    """One image layer (a stack for several planes) of a DICOM or NIfTI image, its spacing as the scale."""
+    if isinstance(path, list):
+        path = path[0]
+    scan = read_scan(path)
+    meta = {IMAGE_KEY: {"source": scan.source, "kind": scan.kind, "spacing": list(scan.spacing or ()),
+                        "orientation": scan.orientation.to_dict() if scan.orientation else None}}
+    kwargs: dict[str, Any] = {"name": os.path.basename(os.path.normpath(str(path))), "rgb": scan.rgb,
+                              "metadata": meta}
+    if scan.spacing:
+        kwargs["scale"] = list(scan.spacing)
+    if scan.pixels.dtype == np.uint8:
+        kwargs["contrast_limits"] = [0, 255]
+    return [(scan.pixels, kwargs, "image")]
 
 
 def read_project(path: str | os.PathLike | list[str]) -> list[Any]:

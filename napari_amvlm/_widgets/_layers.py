@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 from napari.layers import Image, Labels
 
+from .._reader import IMAGE_KEY
 from .._sample_data import MODEL_KEY, TEXT_KEY
 from ..io import reading
+from ..io.image import Orientation
 from ..project import Project
 from ..project.records import utc_now
 
@@ -109,6 +111,9 @@ class Planes:
     names: list[str]  # the names planes get when added to the project
     rgb: bool
     path: str | None  # the file the layer was opened from, if any
+    from_file: bool = False  # the layer came from a DICOM or NIfTI file (which may say how it is oriented)
+    orientation: Orientation | None = None  # what that file says: the patient directions of rows and columns
+    spacing: tuple[float, float] | None = None  # (row, column) pixel size in mm, from that file
 
     def read(self, k: int) -> np.ndarray:
         """The pixels of plane ``k``; a read that fails (a lazily opened file that went bad since) is one
@@ -120,8 +125,17 @@ class Planes:
 def layer_planes(project: Project, layer: Image, indices: list[Index]) -> Planes:
     """The given planes of ``layer`` (see :class:`Planes`)."""
     path = getattr(getattr(layer, "source", None), "path", None)
+    info = layer.metadata.get(IMAGE_KEY)
+    info = info if isinstance(info, dict) else None
+    spacing = None
+    if info and len(info.get("spacing") or ()) >= 2:
+        try:
+            spacing = tuple(float(v) for v in info["spacing"][-2:])
+        except (TypeError, ValueError):
+            spacing = None
     return Planes(indices, [plane_view(layer, i) for i in indices], known_image_ids(project, layer, indices),
-                  [plane_name(layer, i) for i in indices], bool(layer.rgb), path)
+                  [plane_name(layer, i) for i in indices], bool(layer.rgb), path, info is not None,
+                  Orientation.from_dict(info.get("orientation")) if info else None, spacing)
 
 
 def source_image(viewer: Any, labels: Labels, fallback: Image | None) -> Image | None:

@@ -21,7 +21,7 @@ from ..device import resolve_device
 from ..inference import Segmenter
 from ..inference.postprocess import Cleanup
 from ..inference.prompts import read_vocabulary
-from ..io.image import ImageError
+from ..io.image import ImageError, as_image
 from ..model.hub import SEG_WEIGHTS_NAME
 from ..project import Project
 from ..project.files import sha256_file
@@ -89,15 +89,18 @@ def predict_planes(model: LoadedModel, project: Project, planes: Planes, image: 
     small, NaN, constant) raises ImageError when it is the only one; in a stack it is skipped and named in the
     result's notices. ``report`` hears of each plane done."""
     t0 = time.perf_counter()
+    sides = "patient" if planes.orientation is not None else sides  # the file says how the patient lies
     prepared = model.segmenter.prepare(prompt, sides)  # a prompt it cannot read fails before any work
     hits = model.segmenter.cache_hits
     project.add_model(model.weights, name=model.folder.name)
-    out, skipped = [], []
+    out, skipped, note = [], [], ""
     for k, index in enumerate(planes.indices):
         check(stop)
         plane = planes.read(k)
         try:
-            pred = model.segmenter.predict(plane, prompt, sides=sides, cleanup=cleanup)
+            image = as_image(plane, spacing=planes.spacing, orientation=planes.orientation, source=planes.names[k])
+            pred = model.segmenter.predict(image, prompt, sides=sides, cleanup=cleanup)
+            note = pred.sides_note
         except ImageError as err:
             if len(planes.indices) == 1:
                 raise
@@ -111,11 +114,14 @@ def predict_planes(model: LoadedModel, project: Project, planes: Planes, image: 
     if not out:
         raise ImageError(f"no slice could be segmented ({skipped[0]}{' …' if len(skipped) > 1 else ''})")
     notices = list(prepared.notices)
+    if planes.from_file:  # what the file said (or did not say) about its sides
+        notices.append(note + ("" if planes.orientation else " (the file does not say how the image is oriented)"))
     if skipped:
         notices.append(f"skipped {len(skipped)} of {len(planes.indices)} slices: " + "; ".join(skipped[:3])
                        + (" …" if len(skipped) > 3 else ""))
     provenance = {"model": model.sha, "model_folder": str(model.folder), "round": model.round,
                   "device": model.device, "mode": "fused", "sides": sides, "model_prompt": prepared.text,
+                  "sides_note": note,
                   "postprocess": cleanup is not None, "seconds": round(time.perf_counter() - t0, 3)}
     return SegmentResult(image, prompt, out, provenance, model.segmenter.cache_hits - hits, notices)
 

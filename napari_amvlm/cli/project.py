@@ -40,7 +40,9 @@ def _add_add(actions: Any) -> None:
     p = actions.add_parser("add", help="add image files or folders of images",
                            description="Add images to a project (an image already in it is not added twice).")
     p.add_argument("project", help="the project folder")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (PNG, TIFF, ...) or folders")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files (PNG, TIFF, ..., DICOM, NIfTI) or folders (a folder holding a DICOM series "
+                        "is one image, a stack of its slices)")
     p.add_argument("--recursive", action="store_true", help="also look in sub-folders")
     colour = p.add_mutually_exclusive_group()
     colour.add_argument("--rgb", dest="rgb", action="store_true", default=None, help="last axis is colour")

@@ -272,20 +272,26 @@ def _segment_parser(sub) -> None:
     from ..inference.prompts import SIDE_HELP
 
     p = sub.add_parser(
-        "segment", help="segment one image with a text prompt",
-        description="Segment one 2D image (gray, RGB, 16-bit or float) for a text prompt and write the mask. "
-                    "Left and right in the prompt mean the image's sides as displayed unless --sides patient. Words "
-                    "the model cannot read (another alphabet, outside its training vocabulary, past its token limit) "
-                    "are ignored with a warning naming them.",
+        "segment", help="segment one image, stack or volume with a text prompt",
+        description="Segment an image for a text prompt and write the mask: a 2D image (gray, RGB, 16-bit or "
+                    "float), a DICOM file (single or multi-frame) or a folder holding one DICOM series, or a NIfTI "
+                    "image or volume (stacks slice by slice). Left and right in the prompt mean the patient's when "
+                    "the file says how the patient lies (DICOM orientation tags, a NIfTI affine), else the image's "
+                    "sides as displayed; --sides chooses. Words the model cannot read (another alphabet, outside its "
+                    "training vocabulary, past its token limit) are ignored with a warning naming them.",
         epilog="example: amvlm segment --model models/amvlm-qata --image sample_data/qata/images/covid_2804.png "
                "--text 'lower right lung' --sides patient --out mask.png")
     p.add_argument("--model", required=True, metavar="DIR", help="model folder with a trained segmenter")
-    p.add_argument("--image", required=True, metavar="PATH", help="the image file (PNG, TIFF, ...)")
+    p.add_argument("--image", required=True, metavar="PATH",
+                   help="the image: PNG, TIFF, ..., a DICOM file or series folder, a NIfTI file (.nii, .nii.gz)")
     p.add_argument("--text", required=True, help="the description, e.g. 'lower left lung'")
-    p.add_argument("--sides", choices=("image", "patient"), default="image",
-                   help=f"what left/right in --text mean. image (default): {SIDE_HELP['image']}; patient: "
-                        f"{SIDE_HELP['patient']}")
-    p.add_argument("--out", required=True, metavar="MASK.png", help="mask file to write (0 and 255)")
+    p.add_argument("--sides", choices=("image", "patient"), default=None,
+                   help=f"what left/right in --text mean. image: {SIDE_HELP['image']}; patient: "
+                        f"{SIDE_HELP['patient']}. Default: patient when the file says how the patient lies, else "
+                        "image")
+    p.add_argument("--out", required=True, metavar="MASK",
+                   help="mask file to write: .png (0 and 255, one plane), .tif (0 and 255, planes as pages), "
+                        ".nii/.nii.gz (NIfTI image: its affine) or .dcm (DICOM image: a DICOM-SEG referencing it)")
     _mode_argument(p)
     _postprocess_argument(p)
     p.add_argument("--uncertainty", metavar="FILE.tif", help="also write the uncertainty map (float32 TIFF)")
@@ -297,28 +303,46 @@ def _segment(args: argparse.Namespace) -> int:
     import sys
 
     import numpy as np
-    from skimage import io
 
     from .._atomic import atomic_write
     from ..device import resolve_device
     from ..inference import Segmenter
-    from ..io import read_image
+    from ..io import ImageError, check_mask_format, read_scan, write_mask
 
-    image = read_image(args.image)
-    if image.ndim not in (2, 3):
-        raise ValueError(f"{args.image}: a 2D image is needed, got shape {image.shape}")
+    scan = read_scan(args.image)
+    check_mask_format(args.out, scan)  # a mask it cannot write stops the command before any work
     seg = Segmenter.from_folder(args.model, resolve_device(args.device))
-    pred = seg.predict(image, args.text, mode=args.mode, sides=args.sides, cleanup=_cleanup(args, seg.seg.cfg))
+    sides = args.sides or ("patient" if scan.orientation else "image")
+    for z in range(scan.planes):  # every plane is checked before any is segmented
+        try:
+            scan.plane(z).check(seg.patch_size)
+        except ImageError as err:
+            raise ImageError(f"slice {z + 1} of {scan.planes}: {err}" if scan.planes > 1 else str(err)) from err
+    masks, uncertainty, pred = [], [], None
+    for z in range(scan.planes):
+        pred = seg.predict(scan.plane(z), args.text, mode=args.mode, sides=sides, cleanup=_cleanup(args, seg.seg.cfg))
+        masks.append(pred.mask)
+        uncertainty.append(pred.uncertainty)
+        if scan.planes > 1 and ((z + 1) % max(1, scan.planes // 10) == 0 or z + 1 == scan.planes):
+            print(f"segmented {z + 1} of {scan.planes} slices", file=sys.stderr)
     for notice in pred.notices:
         print(f"amvlm segment: warning: {notice}", file=sys.stderr)
+    if scan.kind != "image" or sides == "patient":  # which convention was used, and why
+        unknown = scan.kind != "image" and scan.orientation is None
+        print(pred.sides_note + (" (the file does not say how the image is oriented)" if unknown else ""))
     if pred.prompt is not None and pred.prompt.text != args.text.strip():
-        print(f"the model read the prompt as: '{pred.prompt.text}' (left/right: the image's sides)")
-    mask = (pred.mask * 255).astype(np.uint8)
-    out = Path(args.out)
-    atomic_write(out, lambda p: io.imsave(str(p), mask, check_contrast=False))
+        print(f"the model read the prompt as: '{pred.prompt.text}' (left/right: the image's sides"
+              + (", in the standard view)" if sides == "patient" and scan.orientation else ")"))
+    if pred.windows:
+        print(f"each plane was segmented by {pred.windows} overlapping windows of {seg.field} pixels, the model's "
+              "field")
+    mask = np.stack(masks) if scan.planes > 1 else masks[0]
+    out = write_mask(args.out, mask, scan, label=args.text)
     if args.uncertainty:
-        unc = Path(args.uncertainty)
-        atomic_write(unc, lambda p: io.imsave(str(p), pred.uncertainty, check_contrast=False))
-    n = int(pred.mask.sum())
-    print(f"{out}: {n} foreground pixel{'s' if n != 1 else ''} of {pred.mask.size} ({100.0 * pred.mask.mean():.1f}%)")
+        import tifffile
+
+        unc = np.stack(uncertainty) if scan.planes > 1 else uncertainty[0]
+        atomic_write(Path(args.uncertainty), lambda p: tifffile.imwrite(p, unc.astype(np.float32)))
+    n = int(mask.sum())
+    print(f"{out}: {n} foreground pixel{'s' if n != 1 else ''} of {mask.size} ({100.0 * mask.mean():.1f}%)")
     return 0

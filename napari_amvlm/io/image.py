@@ -125,19 +125,18 @@ class Image:
         """Refuse an image that would get a confident but meaningless mask: smaller than ``min_size`` pixels a
         side (the model's patch size), any NaN or infinite pixel, or the same value everywhere (ImageError)."""
         h, w = self.shape
-        where = f"{self.source}: " if self.source else ""
         if min(h, w) < min_size:
-            raise ImageError(f"{where}the image is {h}x{w} pixels; the model needs at least {min_size}x{min_size} "
+            raise ImageError(f"the image is {h}x{w} pixels; the model needs at least {min_size}x{min_size} "
                              "(its patch size)")
         x = self.pixels
         if x.dtype.kind in "fc":
             bad = ~np.isfinite(x) if x.ndim == 2 else ~np.isfinite(x).all(axis=-1)
             if bad.any():
-                raise ImageError(f"{where}{int(bad.sum()):,} of {h * w:,} pixels are NaN or infinite; replace "
+                raise ImageError(f"{int(bad.sum()):,} of {h * w:,} pixels are NaN or infinite; replace "
                                  "them (e.g. numpy.nan_to_num) before segmenting")
         if (x == x[:1, :1]).all():
             value = x[0, 0] if x.ndim == 2 else tuple(x[0, 0].tolist())
-            raise ImageError(f"{where}the image is constant (every pixel is {value}): there is nothing to segment")
+            raise ImageError(f"the image is constant (every pixel is {value}): there is nothing to segment")
 
 
 def as_image(pixels: Any, *, spacing: tuple[float, float] | None = None, orientation: Orientation | None = None,

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io.dicom import is_series_folder
 from . import transfer
 from .arrays import Array
 from .files import ImagePlane, list_image_files, read_image_file, sha256_pixels, slug, split_planes
@@ -102,7 +103,8 @@ class ProjectCatalog(ProjectStore):
         expanded: list[Any] = []
         for item in items:
             is_dir = isinstance(item, (str, os.PathLike)) and Path(item).is_dir()
-            expanded.extend(list_image_files(item, recursive) if is_dir else [item])
+            series = is_dir and is_series_folder(item)  # a DICOM series is one image (a stack of slices)
+            expanded.extend(list_image_files(item, recursive) if is_dir and not series else [item])
         ids: list[str] = []
         for start in range(0, len(expanded), self.batch_size):
             with self.transaction():

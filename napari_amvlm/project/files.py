@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ..io import IMAGE_SUFFIXES, read_pixels
+from ..io import IMAGE_SUFFIXES, is_image_file, read_scan
+from ..io.dicom import dicom_files
 
 MASK_PREFIXES = ("mask_", "mask-")  # stripped when matching mask files to image names
 MASK_SUFFIXES = ("_mask", "-mask", "_label", "_labels")
@@ -25,6 +26,14 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
+    return h.hexdigest()
+
+
+def sha256_folder(files: list[Path]) -> str:
+    """sha256 over the names and sha256s of a folder's files (a DICOM series read as one image)."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.name}\0{sha256_file(f)}\n".encode())
     return h.hexdigest()
 
 
@@ -81,24 +90,32 @@ def split_planes(array: np.ndarray, name: str, rgb: bool | None = None) -> list[
 
 
 def read_image_file(path: str | os.PathLike, rgb: bool | None = None) -> list[ImagePlane]:
-    """Read any file scikit-image reads and split it into planes that remember their source."""
+    """Read an image file (any format :func:`napari_amvlm.io.read_scan` reads: PNG, TIFF, ..., DICOM, NIfTI) or a
+    folder holding one DICOM series, as displayed, and split it into planes that remember their source."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"no such image file: {path}")
-    planes = split_planes(read_pixels(path), path.stem, rgb)
-    digest = sha256_file(path)
+    scan = read_scan(path)
+    stem = path.name[: -len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
+    planes = split_planes(scan.pixels, stem or path.name, scan.rgb if rgb is None and scan.kind != "image" else rgb)
+    digest = sha256_file(path) if path.is_file() else sha256_folder(dicom_files(path))
     for p in planes:
         p.source, p.file_sha256 = str(path.resolve()), digest
     return planes
 
 
 def list_image_files(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
-    """Image files (by suffix) in ``folder``, sorted by name; hidden files are skipped."""
+    """Image files in ``folder`` (by suffix; DICOM files also by content), sorted by name; hidden files are
+    skipped."""
     folder = Path(folder)
     it = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(
-        p for p in it if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
+    return sorted(p for p in it if p.is_file() and not p.name.startswith(".") and is_image_file(p))
+
+
+def list_mask_files(folder: str | os.PathLike) -> list[Path]:
+    """Mask files (PNG, TIFF, ... by suffix) in ``folder``, sorted by name; hidden files are skipped."""
+    return sorted(p for p in Path(folder).iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 # ----------------------------------------------------------------------------------------------- masks

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..io import read_pixels, write_mask_file
-from .files import export_values, list_image_files, mask_stem, sha256_file
+from .files import export_values, list_mask_files, mask_stem, sha256_file
 from .names import check_file_name
 from .records import ImageRecord, MaskKind, MaskRecord, ModelRecord, utc_now
 
@@ -114,7 +114,7 @@ def _expand(masks: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path
     for item in map(Path, items):
         if not item.exists():
             raise FileNotFoundError(f"no such mask file or folder: {item}")
-        paths.extend(list_image_files(item) if item.is_dir() else [item])
+        paths.extend(list_mask_files(item) if item.is_dir() else [item])
     return paths
 
 

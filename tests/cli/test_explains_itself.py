@@ -52,7 +52,8 @@ def test_segment_help_states_the_side_convention_and_the_modes(capsys):
         main(["segment", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "--sides {image,patient}" in out
-    assert "image (default): left/right are the image's sides as displayed" in out
+    assert "image: left/right are the image's sides as displayed" in out
+    assert "Default: patient when the file says how the patient lies, else image" in out
     assert "the patient's left lung is on the image's right" in out
     assert "fused (default)" in out and "segmenter: the U-Net alone" in out
 
