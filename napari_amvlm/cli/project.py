@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 
@@ -70,8 +71,12 @@ def _add_export(actions: Any) -> None:
     p.add_argument("--kind", default="human", choices=["human", "prediction", "pseudo_label"],
                    help="human (default): the corrected labels; prediction: the latest model masks; "
                         "pseudo_label: the masks a training round made")
-    p.add_argument("--format", default="png", choices=["png", "tif", "tiff"], dest="fmt",
-                   help="file format (default %(default)s)")
+    p.add_argument("--format", default="png", choices=["png", "tif", "tiff", "nii.gz", "nii", "dcm"], dest="fmt",
+                   help="file format (default %(default)s); nii.gz/nii (a NIfTI image's affine) and dcm (a DICOM-SEG "
+                        "referencing its DICOM source) write one file per --source")
+    p.add_argument("--source", action="append", default=[], metavar="PATH",
+                   help="with --format nii.gz, nii or dcm: the NIfTI file, DICOM file or DICOM series folder the "
+                        "images were added from (repeatable); its images are found by the file's sha256")
     p.add_argument("--prefix", default="", help='prepended to file names, e.g. "mask_"')
     p.add_argument("--foreground", type=int, help="value of binary masks' foreground (default: as imported, else 255)")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
@@ -139,9 +144,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..project import Project
+    from ..project import Project, clinical
+    from ..project.records import MaskKind
 
     project = Project.open(args.project, mode="r")
+    if args.fmt in clinical.FORMATS:
+        if not args.source:
+            raise ValueError(f"--format {args.fmt} writes masks beside their source: name it with --source PATH")
+        paths = clinical.export_beside(project, Path(args.out_dir), [Path(s) for s in args.source],
+                                       MaskKind(args.kind), args.fmt, args.prefix, args.overwrite)
+        print(f"wrote {len(paths)} {args.kind} mask files to {args.out_dir}")
+        return 0
+    if args.source:
+        raise ValueError("--source is for --format nii.gz, nii or dcm")
     paths = project.export_masks(
         args.out_dir, kind=args.kind, fmt=args.fmt, prefix=args.prefix, foreground=args.foreground,
         overwrite=args.overwrite,

@@ -108,3 +108,40 @@ def test_project_add_reads_dicom_films_series_and_nifti_volumes(capsys, tmp_path
     film_id = project.find_by_name("film")
     assert np.array_equal(np.asarray(project.read_image(film_id)[...]), png)  # as displayed: bone bright
     assert project.image(project.find_by_name("ct_z0001")).n_slices == 3
+
+
+def test_project_export_writes_masks_beside_their_dicom_and_nifti_sources(capsys, tmp_path):
+    import highdicom as hd
+    import nibabel as nib
+    import pydicom
+
+    from napari_amvlm.project import Project
+
+    hounsfield = [read_image(p).astype(np.int16) * 4 + 700 for p in XRAYS[:3]]
+    ct = series(tmp_path / "ct", hounsfield, order=[2, 0, 1])
+    mr, data = volume(tmp_path / "mr.nii.gz", [read_image(p) for p in XRAYS[3:5]])
+    project = Project.create(tmp_path / "p.amvlm")
+    project.add_images([ct, mr])
+    masks = {}
+    for rec in project.images():
+        mask = np.zeros(rec.plane_shape, np.uint8)
+        mask[10 + 20 * (rec.slice or 0):50, 30:90] = 1
+        project.add_prompt(rec.id, "lower left lung", author="me")
+        project.mark_corrected(rec.id, mask, author="me")
+        masks[rec.name] = mask
+    out = tmp_path / "out"
+    base = ["project", "export", str(tmp_path / "p.amvlm"), str(out)]
+    assert main([*base, "--format", "dcm", "--source", str(ct)]) == 0, capsys.readouterr().err
+    assert main([*base, "--format", "nii.gz", "--source", str(mr)]) == 0, capsys.readouterr().err
+    seg = hd.seg.segread(str(out / "ct.dcm"))
+    scan_files = sorted(ct.glob("*.dcm"), key=lambda f: float(pydicom.dcmread(f).ImagePositionPatient[2]))
+    uids = [pydicom.dcmread(f).SOPInstanceUID for f in scan_files]
+    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=[1])[..., 0]
+    assert np.array_equal(pixels, np.stack([masks[f"ct_z{k:04d}"] for k in range(3)]))
+    assert seg.SegmentSequence[0].SegmentLabel == "lower left lung"
+    back = nib.load(str(out / "mr.nii.gz"))
+    assert np.allclose(back.affine, nib.load(str(mr)).affine)
+    assert np.array_equal(np.asarray(back.dataobj).T, np.stack([masks["mr_z0000"], masks["mr_z0001"]]))
+    (ct / "slice-001.dcm").unlink()  # the source changed since it was added: refused, nothing written
+    code = main([*base, "--format", "dcm", "--source", str(ct), "--overwrite"])
+    assert code == 1 and "no image of the project was added from this file" in capsys.readouterr().err

@@ -1,0 +1,80 @@
+"""Masks written beside the clinical files they belong to: a NIfTI mask with its volume's affine, a DICOM-SEG that
+references its DICOM film or series (:mod:`napari_amvlm.io`).
+
+The person names the source file or folder; the project's images that were added from it are found by the sha256
+of its bytes, recorded when they were added. A path recorded in a project (which may come from someone else) is
+never opened: it is data, not a place to read from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io import check_mask_format, read_scan, write_mask
+from ..io.dicom import dicom_files
+from .files import sha256_file, sha256_folder
+from .records import MaskKind
+
+FORMATS = ("nii.gz", "nii", "dcm")
+
+
+def source_digest(source: Path) -> str:
+    """The sha256 a project records for images added from ``source`` (a file, or a DICOM series folder)."""
+    return sha256_file(source) if source.is_file() else sha256_folder(dicom_files(source))
+
+
+def export_beside(project: Any, out_dir: Path, sources: list[Path], kind: MaskKind, fmt: str, prefix: str,
+                  overwrite: bool) -> list[Path]:  # fmt: skip
+    """For each source, one mask file of all its planes (planes without a mask of ``kind`` are empty), written as
+    ``<out_dir>/<prefix><source name>.<fmt>``. Checks every source before writing anything."""
+    fmt = fmt.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ValueError(f"unsupported format {fmt!r} for masks beside their source: use {', '.join(FORMATS)}")
+    jobs = [_job(project, Path(s), kind, out_dir, fmt, prefix) for s in sources]
+    clashes = [target for *_, target in jobs if target.exists()]
+    if clashes and not overwrite:
+        raise ValueError(f"{clashes[0]} exists ({len(clashes)} files would be overwritten; use overwrite)")
+    if len({target for *_, target in jobs}) < len(jobs):
+        raise ValueError("two sources have the same name: export them to different folders")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [write_mask(target, stack if scan.planes > 1 else stack[0], scan, label, corrected=kind == MaskKind.HUMAN)
+            for scan, stack, label, target in jobs]
+
+
+def _job(project: Any, source: Path, kind: MaskKind, out_dir: Path, fmt: str, prefix: str) -> tuple:
+    if not source.exists():
+        raise FileNotFoundError(f"no such source file or folder: {source}")
+    digest = source_digest(source)
+    records = [r for r in project.images() if r.file_sha256 == digest]
+    if not records:
+        raise ValueError(f"{source}: no image of the project was added from this file (or it changed since)")
+    scan = read_scan(source)
+    target = out_dir / f"{prefix}{_stem(source)}.{fmt}"
+    check_mask_format(target, scan)
+    stack = np.zeros((scan.planes, *scan.plane_shape), np.uint8)
+    found, label = 0, ""
+    for rec in records:
+        mask = project.mask_record(rec.id, kind)
+        if mask is None:
+            continue
+        if tuple(rec.plane_shape) != scan.plane_shape or not 0 <= (rec.slice or 0) < scan.planes:
+            raise ValueError(f"{source}: the project's image {rec.name} does not fit its planes")
+        stack[rec.slice or 0] = np.asarray(project.read_mask_record(mask)[...]) != 0
+        found += 1
+        prompts = project.prompts(rec.id)
+        label = prompts[-1].text if prompts else label
+    if not found:
+        raise ValueError(f"{source}: none of its {len(records)} images has a {kind.value} mask")
+    return scan, stack, label or kind.value, target
+
+
+def _stem(source: Path) -> str:
+    name = os.path.basename(os.path.normpath(str(source)))
+    for ext in (".nii.gz", ".nii", ".dcm", ".dicom"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return name
