@@ -11,6 +11,7 @@ be a symbolic link.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -69,12 +70,13 @@ def open_array(path: Path, meta: ArrayMeta | None = None) -> Array:
 def check_array(path: Path) -> ArrayMeta:
     """Check an array's metadata and every chunk file's header; raises :class:`CorruptProjectError`."""
     meta = array_meta(path)
+    folder = os.fspath(path)  # (plain strings: this runs for every array when a project opens)
     for key in _chunk_keys(meta):
-        _check_chunk(path, key, meta)
+        _check_chunk(folder, key, meta)
     return meta
 
 
-def _regular_file(path: Path, limit: int, what: str) -> int | None:
+def _regular_file(path: str, limit: int, what: str) -> int | None:
     """Size of ``path`` if it is a plain file of at most ``limit`` bytes; None if it does not exist."""
     try:
         st = os.lstat(path)
@@ -89,22 +91,24 @@ def _regular_file(path: Path, limit: int, what: str) -> int | None:
 
 def array_meta(path: Path) -> ArrayMeta:
     """The checked metadata of the array at ``path`` (zarr format 2), read without zarr."""
-    name = f"the array {path}"
+    name, folder = f"the array {path}", os.fspath(path)
     try:
-        st = os.lstat(path)
+        st = os.lstat(folder)
     except FileNotFoundError:
         raise CorruptProjectError(f"{name} named in the manifest is missing") from None
     if not stat.S_ISDIR(st.st_mode):
         raise CorruptProjectError(f"{path} is not a folder (an array must not be a link or a file)")
-    if os.path.lexists(path / "zarr.json"):
+    if os.path.lexists(os.path.join(folder, "zarr.json")):
         raise CorruptProjectError(f"{name} is in zarr format 3; a project's arrays are in zarr format 2")
-    if _regular_file(path / ".zarray", MAX_METADATA_BYTES, "zarr metadata file") is None:
+    zarray = os.path.join(folder, ".zarray")
+    if _regular_file(zarray, MAX_METADATA_BYTES, "zarr metadata file") is None:
         raise CorruptProjectError(f"{name} has no .zarray metadata")
-    _regular_file(path / ".zattrs", MAX_METADATA_BYTES, "zarr metadata file")
+    _regular_file(os.path.join(folder, ".zattrs"), MAX_METADATA_BYTES, "zarr metadata file")
     try:
-        d = json.loads((path / ".zarray").read_text(encoding="utf-8"))
+        with open(zarray, "rb") as f:
+            d = json.loads(f.read())
     except (OSError, ValueError, RecursionError) as err:
-        raise CorruptProjectError(f"{path / '.zarray'} cannot be read as JSON: {err}") from err
+        raise CorruptProjectError(f"{zarray} cannot be read as JSON: {err}") from err
     try:
         return _parse_meta(d)
     except ValueError as err:
@@ -143,17 +147,17 @@ def _ints(v: object) -> bool:
 
 
 def _chunk_keys(meta: ArrayMeta) -> list[str]:
-    grid = [range(math.ceil(s / c)) for s, c in zip(meta.shape, meta.chunks)]
-    return [".".join(map(str, idx)) for idx in np.ndindex(*(len(g) for g in grid))]
+    grid = [range(-(-s // c)) for s, c in zip(meta.shape, meta.chunks)]
+    return [".".join(map(str, idx)) for idx in itertools.product(*grid)]
 
 
-def _check_chunk(path: Path, key: str, meta: ArrayMeta) -> None:
+def _check_chunk(folder: str, key: str, meta: ArrayMeta) -> None:
     """A chunk file decodes into exactly one chunk: its header says so, and its size is in proportion."""
-    n = meta.chunk_bytes
-    size = _regular_file(path / key, n + n // 64 + 4096, "chunk of this array")
+    n, path = meta.chunk_bytes, os.path.join(folder, key)
+    size = _regular_file(path, n + n // 64 + 4096, "chunk of this array")
     if size is None:  # a missing chunk reads as the fill value
         return
-    with open(path / key, "rb") as f:
+    with open(path, "rb") as f:
         head = f.read(32)
     if meta.compressor == "zstd":
         declared = _zstd_content_size(head)
@@ -162,7 +166,7 @@ def _check_chunk(path: Path, key: str, meta: ArrayMeta) -> None:
     else:
         declared = size
     if declared != n:
-        raise CorruptProjectError(f"the chunk {key} of the array {path} does not decode into one chunk of "
+        raise CorruptProjectError(f"the chunk {key} of the array {folder} does not decode into one chunk of "
                                   f"{n:,} bytes (its header says {declared})")
 
 

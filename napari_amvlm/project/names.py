@@ -26,7 +26,7 @@ def is_file_name(name: object) -> bool:
 def check_file_name(name: object, what: str) -> str:
     """``name`` if it is a safe file name, else a ValueError naming ``what`` and the rule."""
     if not is_file_name(name):
-        raise ValueError(f"{what} {_show(name)} cannot be used as a file name ({FILE_NAME_RULE})")
+        raise ValueError(f"{what} {shown(name)} cannot be used as a file name ({FILE_NAME_RULE})")
     return name  # type: ignore[return-value]
 
 
@@ -37,6 +37,7 @@ def is_array_name(name: object, kind: str | None = None) -> bool:
     return kind is None or name.rsplit("-", 1)[0] == kind
 
 
-def _show(value: object, limit: int = 60) -> str:
+def shown(value: object, limit: int = 60) -> str:
+    """``value`` as an error message shows it: its repr, cut to ``limit`` characters."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..io.limits import MAX_IMAGE_PIXELS
-from .names import ARRAY_NAME_RULE, FILE_NAME_RULE, SHA256, _show, is_array_name, is_file_name
+from .names import ARRAY_NAME_RULE, FILE_NAME_RULE, SHA256, is_array_name, is_file_name, shown
 from .records import ImageRecord, MaskKind, MaskRecord, ModelRecord, PromptRecord, Provenance, RoundRecord
 
 PIXEL_DTYPES = {"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float16", "float32",
@@ -35,7 +35,7 @@ Check = Callable[[Any, str], None]
 def _type(kinds: tuple[type, ...], label: str) -> Check:
     def check(v: Any, field: str) -> None:
         if not isinstance(v, kinds) or (isinstance(v, bool) and bool not in kinds):  # JSON true is no number
-            raise SchemaError(field, f"must be {label}, not {_show(v)}")
+            raise SchemaError(field, f"must be {label}, not {shown(v)}")
     return check
 
 
@@ -47,7 +47,7 @@ def _int(lo: int = 0, hi: int | None = None) -> Check:
     def check(v: Any, field: str) -> None:
         if not isinstance(v, int) or isinstance(v, bool) or v < lo or (hi is not None and v > hi):
             raise SchemaError(field, f"must be an integer from {lo}" + (f" to {hi}" if hi is not None else "")
-                              + f", not {_show(v)}")
+                              + f", not {shown(v)}")
     return check
 
 
@@ -58,25 +58,25 @@ def _optional(check: Check) -> Check:
 def _one_of(*values: Any) -> Check:
     def check(v: Any, field: str) -> None:
         if v not in values or isinstance(v, bool):
-            raise SchemaError(field, f"must be one of {', '.join(map(repr, values))}, not {_show(v)}")
+            raise SchemaError(field, f"must be one of {', '.join(map(repr, values))}, not {shown(v)}")
     return check
 
 
 def _sha(v: Any, field: str) -> None:
     if not isinstance(v, str) or not SHA256.fullmatch(v):
-        raise SchemaError(field, f"must be a sha256 (64 lowercase hex digits), not {_show(v)}")
+        raise SchemaError(field, f"must be a sha256 (64 lowercase hex digits), not {shown(v)}")
 
 
 def _file_name(v: Any, field: str) -> None:
     if not is_file_name(v):
-        raise SchemaError(field, f"must be usable as a file name ({FILE_NAME_RULE}), not {_show(v)}")
+        raise SchemaError(field, f"must be usable as a file name ({FILE_NAME_RULE}), not {shown(v)}")
 
 
 def _array(kind: str | None) -> Check:
     def check(v: Any, field: str) -> None:
         if not is_array_name(v, kind):
             rule = ARRAY_NAME_RULE if kind is None else ARRAY_NAME_RULE.split(" with")[0].replace("<kind>", kind)
-            raise SchemaError(field, f"must name an array of this project ({rule}), not {_show(v)}")
+            raise SchemaError(field, f"must name an array of this project ({rule}), not {shown(v)}")
     return check
 
 
@@ -110,7 +110,7 @@ def _record(cls: type, checks: dict[str, Check], extra: tuple[str, ...] = ()) ->
         if missing:
             raise SchemaError(field, f"lacks the field {missing[0]!r}")
         if unknown:
-            raise SchemaError(field, f"has an unknown field {_show(unknown[0])}")
+            raise SchemaError(field, f"has an unknown field {shown(unknown[0])}")
         for name, value in v.items():
             checks[name](value, f"{field}.{name}")
     return check
@@ -137,7 +137,7 @@ def _shape(v: Any, field: str) -> None:
                                                           for s in v)  # fmt: skip
     if not ok:
         raise SchemaError(field, f"must be [height, width] or [height, width, channels] (positive integers), not "
-                                 f"{_show(v)}")
+                                 f"{shown(v)}")
     if v[0] * v[1] > MAX_IMAGE_PIXELS or (len(v) == 3 and v[2] not in (3, 4)):
         raise SchemaError(field, f"{v} is not an image this store holds (at most {MAX_IMAGE_PIXELS:,} pixels, 3 or "
                                  "4 colour channels)")
@@ -171,13 +171,13 @@ _model = _record(ModelRecord, {"sha256": _sha, "name": _str, "source": _str, "si
 def _metrics(v: Any, field: str) -> None:
     _dict(v, field)
     for k, x in v.items():
-        _num(x, f"{field}[{_show(k)}]")
+        _num(x, f"{field}[{shown(k)}]")
 
 
 def _image_lists(v: Any, field: str) -> None:
     _dict(v, field)
     for k, ids in v.items():
-        _list_of(_str)(ids, f"{field}[{_show(k)}]")
+        _list_of(_str)(ids, f"{field}[{shown(k)}]")
 
 
 def _settings(v: Any, field: str) -> None:
@@ -196,7 +196,7 @@ def check_manifest(m: dict[str, Any]) -> None:
     """Check every field of a manifest (already parsed JSON); raises :class:`SchemaError` for the first problem."""
     unknown = sorted(set(m) - TOP_KEYS)
     if unknown:
-        raise SchemaError("the manifest", f"has an unknown field {_show(unknown[0])}")
+        raise SchemaError("the manifest", f"has an unknown field {shown(unknown[0])}")
     _int()(m.get("generation"), "generation")
     for key in ("name", "created", "updated"):
         _str(m.get(key), key)
@@ -205,17 +205,17 @@ def check_manifest(m: dict[str, Any]) -> None:
     _list(m["rounds"], "rounds")
     names: dict[str, str] = {}
     for key, entry in m["images"].items():
-        field = f"images[{_show(key)}]"
+        field = f"images[{shown(key)}]"
         _image(entry, field)
         if entry["id"] != key:
-            raise SchemaError(f"{field}.id", f"must equal its key, not {_show(entry['id'])}")
+            raise SchemaError(f"{field}.id", f"must equal its key, not {shown(entry['id'])}")
         if entry["name"] in names:
             raise SchemaError(f"{field}.name", f"{entry['name']!r} is also the name of {names[entry['name']]!r}")
         names[entry["name"]] = key
     for key, rec in m["models"].items():
-        _model(rec, f"models[{_show(key)}]")
+        _model(rec, f"models[{shown(key)}]")
         if rec["sha256"] != key:
-            raise SchemaError(f"models[{_show(key)}].sha256", "must equal its key")
+            raise SchemaError(f"models[{shown(key)}].sha256", "must equal its key")
     for i, rnd in enumerate(m["rounds"]):
         _round(rnd, f"rounds[{i}]")
         for which in ("model", "base_model"):
@@ -231,7 +231,7 @@ def _check_owners(m: dict[str, Any]) -> None:
     """Every array has one owner: one record, or the trash (which the store deletes)."""
     owner: dict[str, str] = {}
     for key, entry in m["images"].items():
-        field = f"images[{_show(key)}]"
+        field = f"images[{shown(key)}]"
         named = [(f"{field}.array", entry["array"])]
         named += [(f"{field}.masks[{k!r}].array", mask["array"]) for k, mask in entry["masks"].items()]
         named += [(f"{field}.human_history[{i}].array", h["array"]) for i, h in enumerate(entry["human_history"])]
