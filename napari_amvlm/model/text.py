@@ -58,8 +58,12 @@ class TextEncoder(nn.Module):
         self.cfg = cfg
         path = resolve_text_path(cfg)
         check_text_folder(path)  # sizes and files within bounds before the tokenizer or the network is read
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self.model = AutoModel.from_pretrained(str(path), local_files_only=True)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            self.model = AutoModel.from_pretrained(str(path), local_files_only=True, use_safetensors=True)  # no pickle
+        except (OSError, ValueError) as err:  # (one line: the library's messages run over several)
+            why = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ValueError(f"cannot load the text encoder in {path}: {why}") from None
         self.width = int(self.model.config.hidden_size)
         self._takes_positions = "position_ids" in inspect.signature(self.model.forward).parameters
         self._freeze(cfg.trainable_layers)

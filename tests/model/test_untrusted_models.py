@@ -153,3 +153,28 @@ def test_configs_that_are_not_json_objects_are_one_clear_error(tiny_seg_dir, tmp
         (model / "config.json").write_text(text)
         with pytest.raises(ModelLoadError, match=str(model)):
             read_config(model)
+
+
+def test_a_text_encoder_with_pickled_weights_only_is_refused(tiny_seg_dir, tmp_path):
+    """Weights are read from safetensors files only: a text encoder folder holding a pickle is not loaded."""
+    import torch
+
+    from napari_amvlm.model.text import default_text_encoder_path
+
+    text = tmp_path / "text"
+    shutil.copytree(default_text_encoder_path(), text)
+    (text / "model.safetensors").unlink()
+    ran = tmp_path / "PAYLOAD-RAN"
+    torch.save({"x": _Payload(ran)}, text / "pytorch_model.bin")
+    model = crafted(tiny_seg_dir, tmp_path / "m", "config.json", lambda c: c["text"].update(path=str(text)))
+    with pytest.raises(ValueError, match=f"cannot load the text encoder in {text}"):
+        _load(model)
+    assert not ran.exists(), "the pickled payload ran"
+
+
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
