@@ -38,6 +38,10 @@ MODEL_SIDES = "image"  # the convention of the training sentences, hence of ever
 VOCABULARY_NAME = "vocabulary.txt"
 MAX_VOCABULARY_BYTES = 8 << 20  # a model folder's vocabulary.txt (the shipped models' hold a few dozen words)
 SHOWN_WORDS = 8  # a notice names at most this many words, then says how many more
+# Words that negate what follows: the training sentences never negate, so a model reads "no infection" as
+# "infection". A prompt with one of them gets a notice (and the word is not listed again as unknown).
+NEGATIONS = frozenset({"no", "not", "without", "absent", "absence", "negative", "none", "neither", "nor",
+                       "except", "excluding"})
 
 _WORD_RE = re.compile(r"\w+")
 
@@ -110,6 +114,7 @@ class PreparedPrompt:
     sides: str = "image"  # the side convention ``typed`` is written in
     non_latin: list[str] = field(default_factory=list)  # dropped: not in a Latin script
     unknown: list[str] = field(default_factory=list)  # dropped: outside the training vocabulary
+    negations: list[str] = field(default_factory=list)  # negating words: the model cannot follow them
     cut: list[str] = field(default_factory=list)  # dropped: past the text encoder's token limit
     max_tokens: int | None = None
 
@@ -117,6 +122,9 @@ class PreparedPrompt:
     def notices(self) -> list[str]:
         """One line per kind of dropped word, naming the words."""
         out = []
+        if self.negations:
+            out.append(f"the model cannot follow negation ({_listed(self.negations)}): it segments what the other "
+                       "words name, as if the negation were not there")
         if self.non_latin:
             out.append(f"ignored words not in the Latin alphabet (the model reads English): {_listed(self.non_latin)}")
         if self.unknown:
@@ -147,14 +155,18 @@ def prepare_prompt(typed: str, sides: str = "image", vocabulary: Iterable[str] |
         if not is_latin(word):
             out.non_latin.append(word)
             return ""
+        negation = word.lower() in NEGATIONS
+        if negation:
+            out.negations.append(word)
         if vocab is not None and word.lower() not in vocab:
-            out.unknown.append(word)
+            if not negation:
+                out.unknown.append(word)
             return ""
         return word
 
     text = _tidy(_WORD_RE.sub(keep, typed))
     if not _WORD_RE.search(text):
-        dropped = out.non_latin + out.unknown
+        dropped = out.non_latin + out.unknown + [w for w in out.negations if vocab is not None]
         if not dropped:
             raise ValueError("the prompt has no words: describe what to segment")
         known = f"; it knows: {', '.join(sorted(vocab))}" if vocab else ""

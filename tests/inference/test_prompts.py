@@ -66,6 +66,16 @@ def test_words_outside_the_vocabulary_are_ignored_and_named():
     assert prepare_prompt("opacity, left lung").text == "opacity, left lung"  # no vocabulary: every word read
 
 
+def test_negation_is_named_as_something_the_model_cannot_follow():
+    p = prepare_prompt("no infection in the lower left lung", vocabulary=QATA_WORDS)
+    assert p.text == "infection lower left lung" and p.negations == ["no"] and p.unknown == ["in", "the"]
+    assert p.notices[0] == ("the model cannot follow negation ('no'): it segments what the other words name, as "
+                            "if the negation were not there")
+    kept = prepare_prompt("left lung without infection, not the right")  # no vocabulary: read, but named
+    assert kept.negations == ["without", "not"] and "without" in kept.text and len(kept.notices) == 1
+    assert prepare_prompt("lower left lung", vocabulary=QATA_WORDS).negations == []
+
+
 def test_a_prompt_is_cut_at_the_token_limit_on_a_word_boundary(tokenizer):
     typed = "unilateral pulmonary infection, one infected area, lower left lung. " * 200
     p = prepare_prompt(typed, tokenizer=tokenizer, max_length=40)
