@@ -12,7 +12,7 @@ from ..training import child
 
 # Each module exposes ``register(subparsers)`` which adds its subcommand and sets ``func``.
 # Modules are imported lazily (inside build_parser) so that ``amvlm --help`` stays fast.
-SUBCOMMAND_MODULES: list[str] = ["pretrain", "retrieval", "segmentation", "vocabulary", "project"]
+SUBCOMMAND_MODULES: list[str] = ["pretrain", "retrieval", "segmentation", "vocabulary", "trained_on", "project"]
 
 
 EXAMPLE = """example (segment the bundled chest X-ray; `amvlm COMMAND --help` describes each command):

@@ -318,6 +318,7 @@ def _segment(args: argparse.Namespace) -> int:
             scan.plane(z).check(seg.patch_size)
         except ImageError as err:
             raise ImageError(f"slice {z + 1} of {scan.planes}: {err}" if scan.planes > 1 else str(err)) from err
+    _warn_if_unlike_training(args.model, scan.plane(0).pixels)
     masks, uncertainty, pred = [], [], None
     for z in range(scan.planes):
         pred = seg.predict(scan.plane(z), args.text, mode=args.mode, sides=sides, cleanup=_cleanup(args, seg.seg.cfg))
@@ -346,3 +347,21 @@ def _segment(args: argparse.Namespace) -> int:
     n = int(mask.sum())
     print(f"{out}: {n} foreground pixel{'s' if n != 1 else ''} of {mask.size} ({100.0 * mask.mean():.1f}%)")
     return 0
+
+
+def _warn_if_unlike_training(model: str, image) -> None:
+    """A ``warning:`` line when the image is unlike the model's training images (its trained_on.json), naming
+    the bundled model it fits, if any."""
+    import sys
+
+    from ..model.trained_on import check_fit, fitting_models, image_stats, read_trained_on
+    from ..resources import models_dir
+
+    trained_on, stats = read_trained_on(model), image_stats(image)
+    fit = check_fit(trained_on, stats)
+    if fit.ok:
+        return
+    others = [f.name for f in fitting_models(stats, sorted(models_dir().iterdir()))]
+    hint = f"; it looks like the images of the bundled {' or '.join(others)}" if others else ""
+    print(f"amvlm segment: warning: the image is {' and '.join(fit.reasons)}, unlike the model's training images, "
+          f"{trained_on.describe()}: its mask may mean little{hint}", file=sys.stderr)
