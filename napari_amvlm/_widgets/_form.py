@@ -1,5 +1,5 @@
-"""The controls of the AMVLM dock widget, laid out in four groups (model, prompt, project, training), each with a
-tooltip that says what it does.
+"""The controls of the AMVLM dock widget, laid out in four groups (model, prompt, project and its images,
+training), each with a tooltip that says what it does.
 
 Only builds widgets; the behaviour lives in :mod:`._main`.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import getpass
 
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QSize, Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -17,7 +17,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListWidget,
+    QMenu,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -29,12 +29,16 @@ from superqt import QElidingLabel, QElidingLineEdit
 from ..device import available_devices
 from ..inference.postprocess import Cleanup
 from ..inference.prompts import SIDE_HELP
+from ._table import ImageTable
 
 STACK_CHOICES = ("current slice", "all slices")
 # What left/right in the prompt mean: (convention, what the box shows). The first is the default.
 SIDE_CHOICES = (("image", "image's left/right (as displayed)"), ("patient", "patient's left/right (radiological)"))
 PLACEHOLDER = {"image": "e.g. lower left lung (left = the image's left)",
                "patient": "e.g. lower left lung (left = the patient's left)"}
+WARNING_STYLE = "QLabel { color: #e8a33d; }"  # a problem the user should read before trusting the mask
+MARK = "Mark corrected"  # the button's text once the mask was edited...
+ACCEPT = "Accept as is"  # ...and while it is still what the model (or an earlier label) gave
 
 
 def _row(*widgets: QWidget) -> QWidget:
@@ -70,6 +74,10 @@ class ElidedText(QElidingLabel):
         super().setText(text)
         self.setToolTip(_wrapped(text) if text else "")
 
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        """As narrow as the dock likes: a long text is elided, it never widens the dock."""
+        return QSize(self.minimumSizeHint().width(), super().sizeHint().height())
+
 
 class PromptEdit(QElidingLineEdit):
     """The prompt box: elided in the middle while not being edited, the whole prompt in its tooltip."""
@@ -87,6 +95,15 @@ class PromptEdit(QElidingLineEdit):
     def _show_tip(self, *_: object) -> None:
         full = self.text()
         self.setToolTip(_wrapped(full) if full.strip() else "Describe what to segment and press Enter.")
+
+
+def _warning() -> QLabel:
+    """A word-wrapped warning line, hidden until it has something to say."""
+    label = QLabel("")
+    label.setWordWrap(True)
+    label.setStyleSheet(WARNING_STYLE)
+    label.setVisible(False)
+    return label
 
 
 def _user() -> str:
@@ -108,11 +125,17 @@ class Form:
         self.device.addItems(available_devices())
         self.model_info = QLabel("no model loaded")
         self.model_info.setWordWrap(True)
+        self.fit_warning = _warning()
+        self.switch_model = _tip(QPushButton("Use the model that fits"), "Load the bundled model made for images "
+                                                                         "like this one.")
+        self.switch_model.setVisible(False)
         box = QGroupBox("Model")
         form = QFormLayout(box)
         form.addRow("Folder", _row(self.model_path, self.browse_model))
         form.addRow("Device", self.device)
         form.addRow(self.model_info)
+        form.addRow(self.fit_warning)
+        form.addRow(self.switch_model)
         outer.addWidget(box)
 
         self.prompt = PromptEdit()
@@ -129,31 +152,47 @@ class Form:
         self.stack = _tip(QComboBox(), "For stacks: segment only the slice shown, or every slice.")
         self.stack.addItems(STACK_CHOICES)
         self.author = _tip(QLineEdit(_user()), "Your name: every corrected mask records who corrected it.")
-        self.mark = _tip(QPushButton("Mark corrected"), "Save the selected Labels layer (after your brush and "
-                                                        "eraser fixes) as the human label of its image.")
+        self.prompt_warning = _warning()
+        self.mark = _tip(QPushButton(MARK), "Save the selected mask as the human label of its image: 'Accept as "
+                                              "is' while it is what the model gave, 'Mark corrected' once you "
+                                              "fixed it with the brush and eraser. The project records how much "
+                                              "you changed.")
         box = QGroupBox("Segment and correct")
         form = QFormLayout(box)
         form.addRow("Prompt", _row(self.prompt, self.segment))
+        form.addRow(self.prompt_warning)
         form.addRow("Left/right", self.sides)
-        form.addRow("", self.cleanup)
-        form.addRow("Stacks", self.stack)
+        form.addRow("Stacks", _row(self.stack, self.cleanup))
         form.addRow("Annotator", _row(self.author, self.mark))
         outer.addWidget(box)
 
-        self.project_info = QLabel("no project yet (one is made when you segment)")
-        self.project_info.setWordWrap(True)
+        self.project_info = ElidedText("no project yet (one is made when you segment or add images)")
         self.open_project = _tip(QPushButton("Open project…"), "Open a project folder: its images, labels and "
                                                                "latest trained model.")
         self.save_project = _tip(QPushButton("Save project as…"), "Copy the project into a new, empty folder and "
                                                                   "keep working there.")
-        self.images = _tip(QListWidget(), "The project's images with their status; double-click one to show it.")
-        self.next_uncertain = _tip(QPushButton("Next most uncertain image"),
+        self.add = _tip(QPushButton("Add"), "Add image files, or every image of a folder, to the project; the first "
+                                            "one added is shown.")
+        menu = QMenu(self.add)
+        self.add_images = menu.addAction("Image files…")
+        self.add_folder = menu.addAction("A folder of images…")
+        self.add.setMenu(menu)
+        self.current = ElidedText("no image shown yet: segment one, or pick one below")
+        self.show_uncertainty = _tip(QCheckBox("Uncertainty"), "Show where the model is least sure of the image in "
+                                                               "view (its latest prediction): correct there first.")
+        self.previous = _tip(QPushButton("◀ Previous"), "Show the image above in the list.")
+        self.next = _tip(QPushButton("Next ▶"), "Show the image below in the list.")
+        self.next_uncertain = _tip(QPushButton("Most uncertain"),
                                    "Show the uncorrected image the model is least sure about: correct it first.")
+        self.images = _tip(ImageTable(), "The project's images: click a column to sort; double-click an image (or "
+                                         "press Enter) to show it. Previous and Next follow this order.")
         box = QGroupBox("Project")
         lay = QVBoxLayout(box)
-        for w in (self.project_info, _row(self.open_project, self.save_project), self.images, self.next_uncertain):
+        for w in (self.project_info, _row(self.open_project, self.save_project, self.add),
+                  _row(self.current, self.show_uncertainty), _row(self.previous, self.next, self.next_uncertain),
+                  self.images):
             lay.addWidget(w)
-        outer.addWidget(box)
+        outer.addWidget(box, 1)  # the list takes the height left
 
         self.epochs = _tip(QSpinBox(), "Passes over the corrected images in one Retrain round.")
         self.epochs.setRange(1, 10_000)
@@ -180,7 +219,6 @@ class Form:
         self.status = QLabel("")
         self.status.setWordWrap(True)
         outer.addWidget(self.status)
-        outer.addStretch(1)
         self.show_sides()
 
     @property

@@ -3,12 +3,14 @@ and writing predictions into Labels / uncertainty layers with their provenance. 
 
 Convention (shared with the project reader): ``layer.metadata["amvlm"]`` holds ``project`` (folder) and
 ``image_ids`` (one project image id per 2D plane, leading axes flattened in C order; None = not stored yet).
-Labels layers made by the widget add ``prompt``, ``image_layer``, ``model``, ``round``, ``time`` etc.
+Each image has one mask, a Labels layer named "<image> mask" whose metadata adds ``image_layer``, ``prompt``,
+``model``, ``round``, ``time`` etc.; on request one uncertainty layer shows the uncertainty of the image in view.
+Both take the image layer's transform (scale, translate, rotate, shear, affine, units) and follow its changes.
 """
 
 from __future__ import annotations
 
-import hashlib
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +26,7 @@ from ..project.records import utc_now
 
 KEY = "amvlm"
 Index = tuple[int, ...]
+TRANSFORMS = ("scale", "translate", "rotate", "shear", "affine", "units")  # what a mask copies from its image
 
 
 class UserError(ValueError):
@@ -171,10 +174,6 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else (many or word + 's')}"
 
 
-def digest(data: Any) -> str:
-    return hashlib.sha1(np.ascontiguousarray(np.asarray(data)).view(np.uint8)).hexdigest()
-
-
 @dataclass
 class PlanePrediction:
     """The result of one plane, as the worker thread returns it."""
@@ -193,49 +192,134 @@ class SegmentResult:
     provenance: dict[str, Any] = field(default_factory=dict)  # model folder, sha, round, device, mode, sides
     cache_hits: int = 0
     notices: list[str] = field(default_factory=list)  # what was ignored of the prompt, slices skipped
+    fit: Any = None  # (Fit, the bundled model the image fits instead or None): the image vs the model's data
 
 
-def _find(viewer: Any, kind: type, image: str, prompt: str, what: str) -> Any:
+@dataclass
+class MaskState:
+    """One plane of a mask as the widget showed it (a prediction, a stored label, a draft or nothing), kept to tell
+    whether the person edited it and by how much."""
+
+    mask: np.ndarray  # the plane as shown
+    provenance: dict[str, Any] = field(default_factory=dict)  # what made it: what, prompt, model, round, sides
+
+    def edited(self, plane: Any) -> bool:
+        """Whether ``plane`` (the layer's plane now) differs from what was shown (foreground vs background)."""
+        return not np.array_equal(np.asarray(plane) != 0, self.mask != 0)
+
+    @property
+    def source(self) -> dict[str, Any]:
+        """What made the shown mask, in :meth:`Project.mark_corrected`'s terms."""
+        return {k: self.provenance.get(k) for k in ("prompt", "model", "round", "sides") if k in self.provenance}
+
+
+def transform_of(layer: Any) -> dict[str, Any]:
+    """A layer's transform, as keyword arguments of ``viewer.add_*`` (a new layer gets it at no extra cost)."""
+    return {name: getattr(layer, name) for name in TRANSFORMS}
+
+
+def copy_transform(src: Any, dst: Any) -> None:
+    """Give layer ``dst`` the transform of layer ``src`` (same number of spatial dimensions); only the parts that
+    differ are set (each one set redraws the layer)."""
+    for name in TRANSFORMS:
+        new, old = getattr(src, name), getattr(dst, name)
+        same = new == old if name == "units" else np.allclose(getattr(new, "affine_matrix", new),
+                                                                 getattr(old, "affine_matrix", old))
+        if not same:
+            setattr(dst, name, new)
+
+
+_FOLLOWING: weakref.WeakKeyDictionary[Any, set[int]] = weakref.WeakKeyDictionary()  # layer -> ids it follows
+
+
+def follow_transform(src: Any, dst: Any) -> None:
+    """Copy ``src``'s transform to ``dst`` now and whenever it changes, while ``dst`` belongs to ``src`` (its
+    metadata names ``src`` as its image) and both exist."""
+    copy_transform(src, dst)
+    if id(src) in _FOLLOWING.setdefault(dst, set()):
+        return
+    _FOLLOWING[dst].add(id(src))
+    src_ref, dst_ref = weakref.ref(src), weakref.ref(dst)
+
+    def follow(*_: Any) -> None:
+        a, b = src_ref(), dst_ref()
+        if a is not None and b is not None and meta(b).get("image_layer") == a.name:
+            copy_transform(a, b)
+        elif a is not None:  # the mask is gone, or shows another image now: stop following
+            for name in TRANSFORMS:
+                getattr(a.events, name).disconnect(follow)
+            if b is not None:
+                _FOLLOWING.get(b, set()).discard(id(a))
+
+    for name in TRANSFORMS:  # (napari's events hold a plain function strongly; it holds neither layer)
+        getattr(src.events, name).connect(follow)
+
+
+def _find(viewer: Any, kind: type, image: str, what: tuple[str, ...]) -> Any:
     for layer in reversed(list(viewer.layers)):  # the newest first
         m = meta(layer)
-        if isinstance(layer, kind) and m.get("image_layer") == image and m.get("prompt") == prompt \
-                and m.get("what") == what:
+        if isinstance(layer, kind) and m.get("image_layer") == image and m.get("what") in what:
             return layer
     return None
 
 
+def mask_layer(viewer: Any, image: Image) -> Labels | None:
+    """The mask (Labels layer) of an image layer, or None."""
+    return _find(viewer, Labels, image.name, ("prediction", "mask"))
+
+
 def show_result(viewer: Any, image: Image, res: SegmentResult) -> Labels:
-    """Write a result into the prompt's Labels layer (new, or updated when the user did not edit it since)
-    and its hidden uncertainty layer; returns the Labels layer."""
+    """Write a result into the image's mask (a new one, "<image> mask", if it has none); returns the mask. (The
+    widget asks before it replaces what the person painted.)"""
     shape = plane_shape(image)
-    labels = _find(viewer, Labels, image.name, res.prompt, "prediction")
-    if labels is not None and meta(labels).get("written") != digest(labels.data):
-        labels = None  # the user painted on it: keep their work, make a new layer
-    unc = _find(viewer, Image, image.name, res.prompt, "uncertainty")
+    labels = mask_layer(viewer, image)
     lab_data = labels.data if labels is not None else np.zeros(shape, np.uint8)
-    unc_data = unc.data if unc is not None else np.zeros(shape, np.float32)
     for p in res.planes:
         lab_data[p.index] = p.mask.astype(lab_data.dtype)
-        unc_data[p.index] = p.uncertainty
     lead = lead_shape(image)
     ids = list(meta(labels).get("image_ids") or [None] * int(np.prod(lead, dtype=int))) if labels else \
         [None] * int(np.prod(lead, dtype=int))
     for p in res.planes:
         ids[flat(p.index, lead)] = p.image_id
-    info = {**res.provenance, "what": "prediction", "prompt": res.prompt, "image_layer": image.name,
-            "image_ids": ids, "time": utc_now(), "written": digest(lab_data)}
-    kw = {"scale": image.scale[-len(shape):], "translate": image.translate[-len(shape):]}
+    keep = {k: v for k, v in meta(labels).items() if k == "series"} if labels is not None else {}
+    info = {**keep, **res.provenance, "what": "prediction", "prompt": res.prompt, "image_layer": image.name,
+            "image_ids": ids, "time": utc_now()}
     if labels is None:
-        labels = viewer.add_labels(lab_data, name=elide_middle(res.prompt), metadata={KEY: info}, **kw)
+        labels = viewer.add_labels(lab_data, name=f"{image.name} mask", metadata={KEY: info}, **transform_of(image))
+        follow_transform(image, labels)
     else:
         labels.metadata = {**labels.metadata, KEY: info}
         labels.refresh()
-    uinfo = {**info, "what": "uncertainty", "uncertainty": True}
-    if unc is None:
-        viewer.add_image(unc_data, name=f"{elide_middle(res.prompt)} uncertainty", colormap="inferno", visible=False,
-                         contrast_limits=(0.0, 1.0), metadata={KEY: uinfo}, **kw)
-    else:
-        unc.metadata = {**unc.metadata, KEY: uinfo}
-        unc.refresh()
     viewer.layers.selection.active = labels
     return labels
+
+
+def show_uncertainty(viewer: Any, image: Image, maps: dict[str, np.ndarray]) -> Image:
+    """Show the uncertainty of ``image`` (``maps``: project image id -> map of its latest prediction; planes
+    without one show 0) in the one uncertainty layer, made on first use."""
+    data = np.zeros(plane_shape(image), np.float32)
+    ids = meta(image).get("image_ids") or []
+    for k, image_id in enumerate(ids):
+        if image_id in maps and maps[image_id].shape == data.shape[-2:]:
+            data[np.unravel_index(k, lead_shape(image)) if lead_shape(image) else ()] = maps[image_id]
+    info = {"what": "uncertainty", "uncertainty": True, "image_layer": image.name}
+    unc = next((la for la in viewer.layers if isinstance(la, Image) and meta(la).get("uncertainty")), None)
+    if unc is not None and unc.data.shape != data.shape:
+        viewer.layers.remove(unc)
+        unc = None
+    if unc is None:
+        unc = viewer.add_image(data, name=f"{image.name} uncertainty", colormap="inferno", opacity=0.5,
+                               blending="additive", contrast_limits=(0.0, 1.0), metadata={KEY: info},
+                               **transform_of(image))
+    else:
+        unc.data, unc.name, unc.visible = data, f"{image.name} uncertainty", True
+        unc.metadata = {**unc.metadata, KEY: info}
+        copy_transform(image, unc)
+    follow_transform(image, unc)
+    return unc
+
+
+def hide_uncertainty(viewer: Any) -> None:
+    """Remove the uncertainty layer, if shown."""
+    for layer in [la for la in viewer.layers if isinstance(la, Image) and meta(la).get("uncertainty")]:
+        viewer.layers.remove(layer)

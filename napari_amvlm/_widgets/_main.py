@@ -1,51 +1,56 @@
 """The AMVLM dock widget: prompt -> mask, hand correction, Retrain in the background, hot-swap of weights.
 
 A thin adapter: each button calls one engine function (:mod:`._work`, :mod:`napari_amvlm.training.rounds`)
-and shows the result as napari layers. Project actions live in :class:`._project.ProjectActions`, the Retrain
-round in :mod:`._rounds`.
+and shows the result as napari layers. The model lives in :mod:`._model`, corrections in :mod:`._correct`, the
+project in :mod:`._project`, its images as a series in :mod:`._series`, the Retrain round in :mod:`._rounds`.
 """
 
 from __future__ import annotations
 
 import weakref
+from collections import OrderedDict
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from napari.layers import Image, Labels
+from napari.layers import Image
 from napari.utils.notifications import show_warning
 from qtpy.QtCore import QEvent, QObject, QTimer, Signal
-from qtpy.QtWidgets import QFileDialog, QWidget
+from qtpy.QtWidgets import QWidget
 
 from .._cancel import Cancelled
-from ..model.hub import ModelLoadError
 from ..inference.postprocess import Cleanup
 from ..inference.prompts import convert_sides
-from ..resources import default_model_dir, models_dir
+from ..resources import default_model_dir
 from . import _gc, _work
+from ._correct import CorrectActions
 from ._form import STACK_CHOICES, Form
-from ._jobs import EXIT_WAIT_S, Jobs, error_message, log, reason
+from ._jobs import EXIT_WAIT_S, Jobs, error_message, log
 from ._layers import (
-    Planes,
+    MaskState,
     UserError,
-    check_labels_shape,
     elide_middle,
-    image_model,
+    hide_uncertainty,
     image_text,
     layer_planes,
+    mask_layer,
     meta,
     plane_indices,
     plural,
     remember_image_ids,
     show_result,
-    source_image,
+    show_uncertainty,
 )
+from ._model import ModelActions
 from ._progress import WorkProgress
 from ._project import ProjectActions
 from ._rounds import RetrainRunner, RoundActions
+from ._series import Draft, SeriesActions
 
 TOAST_MS = 8000  # a problem's toast closes after this long, even while the viewer is not the active window
+MAPS_KEPT = 64  # uncertainty maps kept in memory (the latest predictions'), for the Uncertainty checkbox
+PROMPT_CHECK_MS = 300  # the prompt box is checked for words the model cannot follow this long after typing
 
 
 def _close_toasts(text: str) -> None:
@@ -63,7 +68,7 @@ def _close_toasts(text: str) -> None:
             continue
 
 
-class AMVLMWidget(QWidget, ProjectActions, RoundActions):
+class AMVLMWidget(QWidget, ModelActions, CorrectActions, ProjectActions, SeriesActions, RoundActions):
     """Dock widget of napari-amvlm (see the module docstring)."""
 
     segmented = Signal(object)  # the Labels layer a prompt produced or updated
@@ -80,8 +85,13 @@ class AMVLMWidget(QWidget, ProjectActions, RoundActions):
         self.model: _work.LoadedModel | None = None
         self.project = None
         self.uncertainty: dict[str, float] = {}  # image id -> mean uncertainty of its latest prediction
+        self.maps: OrderedDict[str, np.ndarray] = OrderedDict()  # image id -> its latest uncertainty map (LRU)
         self.busy = False  # a segmentation or model load is running on a worker thread
+        self.saving = False  # the project is being copied to its new folder
         self.marking = 0  # corrections queued or being stored
+        self.drafts: dict[str, Draft] = {}  # image id -> a mask edited in the series and not marked
+        self.table = self.ui.images
+        self._replace: tuple[int, tuple] | None = None  # (mask, planes) the user was told Segment would replace
         self._last: tuple[str, str] | None = None  # (image layer, prompt) of the latest segmentation
         self._last_image: Image | None = None
         self._prefilled = ""  # the prompt box's text when it was filled from the image's own sentence
@@ -89,6 +99,7 @@ class AMVLMWidget(QWidget, ProjectActions, RoundActions):
         self._progress: WorkProgress | None = None  # napari's progress bar of the running load / segmentation
         self.jobs = Jobs(self.report_error)  # the worker thread: every task that reads or writes the project
         self.runner = RetrainRunner(self.jobs, self)
+        self._init_correct()
         self._connect()
         self._watch_window_close()
         self._prefill_prompt()
@@ -106,17 +117,24 @@ class AMVLMWidget(QWidget, ProjectActions, RoundActions):
         ui = self.ui
         ui.prompt.returnPressed.connect(self.segment)
         ui.segment.clicked.connect(lambda: self.segment())  # not segment(checked)
-        ui.mark.clicked.connect(self.mark_corrected)
-        ui.browse_model.clicked.connect(self._browse_model)
-        ui.device.currentTextChanged.connect(self._device_changed)
         ui.sides.currentIndexChanged.connect(self._sides_changed)
+        self._prompt_timer = QTimer(self)  # the prompt is checked once typing pauses
+        self._prompt_timer.setSingleShot(True)
+        self._prompt_timer.setInterval(PROMPT_CHECK_MS)
+        self._prompt_timer.timeout.connect(self.check_prompt)
+        ui.prompt.textChanged.connect(lambda *_: self._prompt_timer.start())
         ui.open_project.clicked.connect(self._browse_open_project)
         ui.save_project.clicked.connect(self._browse_save_project)
+        ui.add_images.triggered.connect(self._browse_add_images)
+        ui.add_folder.triggered.connect(self._browse_add_folder)
+        ui.previous.clicked.connect(self.previous_image)
+        ui.next.clicked.connect(lambda: self.next_image())
         ui.next_uncertain.clicked.connect(self.next_most_uncertain)
-        ui.images.itemDoubleClicked.connect(lambda item: self.go_to_image(item.data(256)))
+        ui.images.activated.connect(self.go_to_image)
+        ui.show_uncertainty.toggled.connect(lambda *_: self.show_uncertainty_map())
+        self._connect_model()
         self._connect_rounds()
         self.viewer.layers.selection.events.active.connect(self._prefill_prompt)
-        self.viewer.layers.selection.events.active.connect(self._follow_sample_model)
         self.viewer.layers.events.removed.connect(lambda event: _gc.layer_removed(event.value))
 
     def say(self, text: str, warn: bool = False) -> None:
@@ -166,55 +184,6 @@ class AMVLMWidget(QWidget, ProjectActions, RoundActions):
             self._progress.close()
             self._progress = None
 
-    # --------------------------------------------------------------------------------------- model
-    @property
-    def device(self) -> str:
-        return self.ui.device.currentText()
-
-    def _device_changed(self, _: str) -> None:
-        if self.model is not None:
-            self.load_model(self.model.folder, self.model.round)
-
-    def _browse_model(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "AMVLM model folder", str(self.ui.model_path.text()))
-        if folder:
-            self.load_model(folder)
-
-    def load_model(self, folder: str | Path, round: int | None = None) -> None:
-        """Load a model folder on a worker thread; the current model stays in use if it fails."""
-        folder = Path(folder)
-        self.ui.model_path.setText(str(folder))
-        self.ui.model_info.setText(f"loading {folder.name}…")
-
-        def failed(err: BaseException) -> None:
-            self.busy = False
-            self._end_progress()
-            now = f"; still using {self.model.describe()}" if self.model else ""
-            why = reason(f"Loading the model {folder}", err)
-            bad = isinstance(err, ModelLoadError)
-            self.ui.model_info.setText(("not a model: " if bad else "cannot load: ") + why + now)
-            self.say(f"'{folder}' is not a usable AMVLM model: {why}{now}", warn=True)
-
-        self._start_progress(_work.LOAD_STEPS, f"loading model {folder.name}")
-        self.busy = self.jobs.submit(partial(_work.load, report=self._progress.report), folder, self.device, round,
-                                     on_done=self._model_loaded, on_error=failed, what="Loading the model")
-        if not self.busy:  # the widget is closing
-            self._end_progress()
-
-    def _model_loaded(self, model: _work.LoadedModel) -> None:
-        self.ui.cleanup.setChecked(model.segmenter.seg.cfg.cleanup)  # the folder's default (off for histology)
-        self._use_model(model)
-        viewer = self._viewer()
-        _gc.settle(viewer.layers if viewer is not None else [])  # the user was waiting for the model anyway
-
-    def _use_model(self, model: _work.LoadedModel) -> None:
-        self.busy = False
-        self._end_progress()
-        self.model = model
-        self.ui.model_path.setText(str(model.folder))
-        self.ui.model_info.setText(f"in use: {model.describe()}")
-        self.model_changed.emit(model)
-
     # ------------------------------------------------------------------------------------ segment
     @property
     def sides(self) -> str:
@@ -234,26 +203,10 @@ class AMVLMWidget(QWidget, ProjectActions, RoundActions):
             self.set_prompt(text)
             self._prefilled, self._prefilled_from = self.ui.prompt.text(), text
 
-    def _sample_model(self) -> Path | None:
-        """The bundled model made for the selected image's kind (sample data) when it ships, else None."""
-        layer = self.viewer.layers.selection.active
-        name = image_model(layer) if isinstance(layer, Image) else ""
-        folder = models_dir() / name if name else None
-        return folder if folder is not None and (folder / "config.json").is_file() else None
-
-    def _follow_sample_model(self, *_: Any) -> None:
-        """While a bundled model is in use, switch to the bundled model made for the selected sample image (an
-        H&E tile gets the MoNuSeg model, a chest X-ray the QaTa one); a model the user chose is never replaced."""
-        folder = self._sample_model()
-        current = Path(self.ui.model_path.text()).resolve()
-        if folder is None or current == folder.resolve() or current.parent != models_dir().resolve():
-            return
-        self.say(f"using the bundled model {folder.name}, made for images like '{self.viewer.layers.selection.active}'")
-        self.load_model(folder)
-
     def _sides_changed(self, *_: Any) -> None:
         """State the new convention by the prompt box; a prefilled sentence keeps its meaning (it is rewritten)."""
         self.ui.show_sides()
+        self._prompt_timer.start()
         if self._prefilled and self.ui.prompt.text() == self._prefilled:
             self.set_prompt(self._prefilled_from)
             self._prefilled = self.ui.prompt.text()
@@ -282,11 +235,16 @@ class AMVLMWidget(QWidget, ProjectActions, RoundActions):
                 raise UserError("No model loaded yet: pick a model folder (or wait for it to load).")
             if self.busy:
                 raise UserError("Still working on the previous request; try again in a moment.")
+            if self.saving:
+                raise UserError("Still saving the project into its new folder: segment in a moment.")
         except UserError as err:
             self.say(str(err), warn=True)
             return
+        indices = plane_indices(image, self.viewer.dims.point, self.all_slices)
+        if self._would_replace_edits(image, indices):
+            return
         project = self.ensure_project()
-        planes = layer_planes(project, image, plane_indices(image, self.viewer.dims.point, self.all_slices))
+        planes = layer_planes(project, image, indices)
         self._last, self._last_image = (image.name, prompt), image
         self.ui.model_info.setText(f"segmenting with {self.model.describe()}…")
         self._run(_work.predict_planes, lambda res: self._segmented(project, image, res), self.model, project,
@@ -299,64 +257,62 @@ class AMVLMWidget(QWidget, ProjectActions, RoundActions):
             return  # the image (or the viewer) was closed meanwhile
         remember_image_ids(project, image, [p.index for p in res.planes], [p.image_id for p in res.planes])
         labels = show_result(self.viewer, image, res)
+        what = {k: res.provenance.get(k) for k in ("model", "round", "sides")}
+        self.remember_shown(labels, {p.index: MaskState(p.mask.astype(np.uint8), {
+            "what": "prediction", "prompt": res.prompt, **what}) for p in res.planes})
+        if res.fit is not None:
+            self.show_fit(*res.fit)
         for p in res.planes:
             self.uncertainty[p.image_id] = float(p.uncertainty.mean())
+            self.maps[p.image_id] = p.uncertainty
+            self.maps.move_to_end(p.image_id)
+        while len(self.maps) > MAPS_KEPT:
+            self.maps.popitem(last=False)
+        self.show_uncertainty_map()
         fg = float(np.mean([p.mask.mean() for p in res.planes]))
         hit = ", cached image embedding" if res.cache_hits else ""
         self.ui.model_info.setText(f"in use: {self.model.describe()}" if self.model else "")
         notices = "".join(f"\nNotice: {n}." for n in res.notices)
         self.say(f"'{elide_middle(res.prompt)}': {plural(len(res.planes), 'plane')}, {100 * fg:.1f}% foreground, "
                  f"{res.provenance['seconds']:.2f} s{hit}.{notices}")
+        if meta(image).get("series") or len(res.planes) == 1:
+            self.current = res.planes[0].image_id
         self.refresh_images()
         self.segmented.emit(labels)
 
-    # ----------------------------------------------------------------------------------- correct
-    def mark_corrected(self) -> None:
-        """Store the selected Labels layer (current slice or all slices) as human labels in the project. The
-        masks are taken now; they are written on the worker thread, after every task queued before and before
-        every task queued after (a Retrain clicked next exports them)."""
-        try:
-            project, image, planes, masks, note = self._correction()
-        except UserError as err:
-            self.say(str(err), warn=True)
-            return
-        author = self.ui.author.text().strip()
+    def _would_replace_edits(self, image: Image, indices: list) -> bool:
+        """Whether Segment would overwrite what the person painted on the image's mask (and was not told yet:
+        the first press says so, a second press replaces it)."""
+        labels = mask_layer(self.viewer, image)
+        edited = tuple(i for i in indices if labels is not None and self.edited(labels, i))
+        if not edited or self._replace == (id(labels), edited):
+            self._replace = None
+            return False
+        self._replace = (id(labels), edited)
+        self.say(f"You edited the mask '{labels.name}' and did not mark it corrected: press Segment again to "
+                 "replace your edits with a new mask, or press Mark corrected first.", warn=True)
+        return True
 
-        def done(ids: list[str]) -> None:
-            self.marking -= 1
-            viewer = self._viewer()
-            if viewer is not None and image in viewer.layers:
-                remember_image_ids(project, image, planes.indices, ids)
-            self.refresh_images()
-            self.say(f"Marked {plural(len(ids), 'image')} as corrected by {author} (human labels saved in "
-                     f"{project.root}).")
-            self.marked.emit(ids)
+    def show_uncertainty_map(self) -> None:
+        """Show (Uncertainty checked) or remove the uncertainty layer of the image in view."""
+        image = self._image_in_view()
+        if self.ui.show_uncertainty.isChecked() and image is not None:
+            show_uncertainty(self.viewer, image, self.maps)
+        else:
+            hide_uncertainty(self.viewer)
 
-        def failed(err: BaseException) -> None:
-            self.marking -= 1
-            self.report_error("Saving the human labels", err)
-
-        if self.jobs.submit(_work.mark_planes, project, planes, masks, author, note, on_done=done, on_error=failed,
-                            what="Saving the human labels", cancellable=False):
-            self.marking += 1
-            self.say(f"Saving the human labels of {plural(len(masks), 'image')}…")
-
-    def _correction(self) -> tuple[Any, Image, Planes, list[np.ndarray], str]:
-        """What 'Mark corrected' stores: (project, image layer, its planes, masks, note); UserError if the
-        selection cannot be stored."""
-        labels = self.viewer.layers.selection.active
-        if not isinstance(labels, Labels):
-            raise UserError("Select the Labels layer you corrected (the active layer is not a Labels layer).")
-        image = source_image(self.viewer, labels, self._last_image)
-        if image is None:
-            raise UserError(f"Cannot tell which image '{labels.name}' belongs to: segment the image first.")
-        check_labels_shape(labels, image)
-        if not self.ui.author.text().strip():
-            raise UserError("Type your name in 'Annotator': a human label needs the person who corrected it.")
-        project = self.project_for(labels)
-        planes = layer_planes(project, image, plane_indices(image, self.viewer.dims.point, self.all_slices))
-        masks = [np.asarray(labels.data[index]) != 0 for index in planes.indices]  # a copy: painting may go on
-        return project, image, planes, masks, f"corrected in napari ('{labels.name}')"
+    def check_prompt(self) -> None:
+        """Show, by the prompt box, what of the prompt the model cannot follow (negation, words it was not
+        trained on, another alphabet, text past its token limit)."""
+        text = self.ui.prompt.text().strip()
+        notices: list[str] = []
+        if text and self.model is not None:
+            try:
+                notices = self.model.segmenter.prepare(text, self.sides).notices
+            except ValueError as err:
+                notices = [str(err)]
+        self.ui.prompt_warning.setText("\n".join(f"{n[0].upper()}{n[1:]}." for n in notices))
+        self.ui.prompt_warning.setVisible(bool(notices))
 
     # ------------------------------------------------------------------------------- close viewer
     def _watch_window_close(self) -> None:

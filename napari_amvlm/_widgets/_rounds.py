@@ -91,7 +91,7 @@ class RoundActions:
 
     def _round_finished(self, result: RoundResult) -> None:
         self.ui.cancel.setEnabled(False)
-        self._use_model(_work.from_round(result, self.device))
+        self._use_model(_work.from_round(result, self.device, self.model.trained_on if self.model else None))
         loss = result.metrics.get("loss")
         self.say(f"Round {result.index} finished{f' (loss {loss:.3f})' if loss is not None else ''}: its weights "
                  f"are in use ({result.folder}).")

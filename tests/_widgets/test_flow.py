@@ -32,7 +32,8 @@ def test_bundled_model_is_preselected(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     widget = AMVLMWidget(viewer)
     viewer.window.add_dock_widget(widget)
-    assert widget.ui.model_path.text() == str(default_model_dir())
+    assert widget.model_folder == default_model_dir() and widget.ui.model_path.text() == "amvlm-qata (bundled)"
+    assert widget.ui.model_path.toolTip() == str(default_model_dir())
     assert widget.ui.device.currentText() == "auto" and "cpu" in [widget.ui.device.itemText(i) for i in range(3)]
     qtbot.waitUntil(lambda: not widget.busy, timeout=TIMEOUT_MS)
     # a trained bundled model loads offline; until it ships, the folder is refused with a clear message
@@ -50,11 +51,17 @@ def test_whole_flow(docked, qtbot, tmp_path):
         qtbot.keyClick(w.ui.prompt, Qt.Key.Key_Return)
     labels = blocker.args[0]
     prov = labels.metadata["amvlm"]
-    assert labels.name == sentence and labels.data.shape == image.data.shape and labels.data.dtype == np.uint8
+    assert labels.name == f"{image.name} mask" and labels.data.shape == image.data.shape
+    assert labels.data.dtype == np.uint8
     assert prov["prompt"] == sentence and prov["model"] == w.model.sha and prov["image_layer"] == image.name
     assert prov["round"] is None and prov["device"] == "cpu" and len(prov["image_ids"]) == 1
-    unc = viewer.layers[f"{sentence} uncertainty"]
-    assert not unc.visible and unc.data.shape == image.data.shape and 0 <= unc.data.min() <= unc.data.max() <= 1
+    assert [layer.name for layer in viewer.layers] == [image.name, labels.name]  # no uncertainty until asked
+    w.ui.show_uncertainty.setChecked(True)
+    unc = viewer.layers[f"{image.name} uncertainty"]
+    assert unc.visible and unc.data.shape == image.data.shape and 0 <= unc.data.min() <= unc.data.max() <= 1
+    assert unc.data.max() > 0
+    w.ui.show_uncertainty.setChecked(False)
+    assert [layer.name for layer in viewer.layers] == [image.name, labels.name]
     image_id = prov["image_ids"][0]
     assert w.project.status(image_id).value == "predicted" and w.project.prompts(image_id)[-1].text == sentence
 
@@ -64,8 +71,8 @@ def test_whole_flow(docked, qtbot, tmp_path):
     with qtbot.waitSignal(w.segmented, timeout=TIMEOUT_MS) as blocker:
         w.ui.segment.click()
     right = blocker.args[0]
-    assert right.name == "lower right lung" and w.model.segmenter.cache_misses == misses  # cached embedding
-    assert "cached image embedding" in w.ui.status.text()
+    assert right is labels and labels.metadata["amvlm"]["prompt"] == "lower right lung"  # the image's one mask
+    assert w.model.segmenter.cache_misses == misses and "cached image embedding" in w.ui.status.text()
 
     labels.brush_size = 40
     labels.paint((150, 60), 1)
@@ -76,7 +83,8 @@ def test_whole_flow(docked, qtbot, tmp_path):
     assert np.array_equal(human != 0, labels.data != 0) and (human != 0).sum() > 1000
     rec = w.project.mask_record(image_id, "human")
     assert rec.provenance.author_kind == "person" and rec.provenance.author == w.ui.author.text()
-    assert "[corrected]" in w.ui.images.item(0).text()
+    name = w.project.image(image_id).name  # the image's name in the project
+    assert w.ui.images.item(0, 0).text() == name and w.ui.images.item(0, 1).text() == "corrected"
 
     seen: list[str] = []
     w.runner.progressed.connect(lambda step, total, text: seen.append(w.ui.progress.format()))
@@ -99,18 +107,21 @@ def test_whole_flow(docked, qtbot, tmp_path):
     assert rnd.model == result.model_sha and rnd.images["labeled"] == [image_id]
 
     dest = tmp_path / "saved"
-    w.save_project_as(dest)
-    assert w.project.root == dest and w.model.folder == dest / "models" / "round-001"
+    w.save_project_as(dest)  # copied on the worker thread
+    qtbot.waitUntil(lambda: w.project.root == dest and not w.saving, timeout=TIMEOUT_MS)
+    assert w.model.folder == dest / "models" / "round-001"
     reopened = Project.open(dest)
     assert reopened.image_ids("corrected") == [image_id] and len(reopened.rounds()) == 1
     assert np.array_equal(np.asarray(reopened.read_mask(image_id, "human")[...]), human)
 
     w.model = None
-    n_layers = len(viewer.layers)
-    w.open_project(dest)
-    assert len(viewer.layers) == n_layers + 2  # the reader's image + labels layers
-    qtbot.waitUntil(lambda: w.model is not None and not w.busy, timeout=TIMEOUT_MS)
+    viewer.layers.clear()  # as in a new session
+    w.open_project(dest)  # read on the worker thread; its image is shown with its mask
+    qtbot.waitUntil(lambda: w.model is not None and not w.busy and len(viewer.layers) == 2, timeout=TIMEOUT_MS)
     assert w.model.folder == dest / "models" / "round-001" and w.model.round == 1
+    shown = [layer for layer in viewer.layers if layer.visible]
+    assert [layer.name for layer in shown] == [name, f"{name} mask"] and w.current == image_id
+    assert np.array_equal(shown[1].data != 0, human != 0)  # the human label comes back with its image
 
 
 def test_amvlm_napari_launcher(qtbot, tiny_seg_dir):
@@ -130,11 +141,10 @@ def test_sample_images_bring_their_bundled_model(make_napari_viewer, qtbot, tiny
     """While a bundled model is in use, a MoNuSeg tile switches to the MoNuSeg model and an X-ray back to the QaTa
     one, each with its own clean-up default; a model the user chose stays. (Bundled models stood in for by copies of
     the tiny one.)"""
+    import json
     import shutil
 
-    from napari_amvlm._widgets import AMVLMWidget, _main
-
-    import json
+    from napari_amvlm._widgets import AMVLMWidget, _model, _work
 
     bundled = tmp_path / "models"
     for name in ("amvlm-qata", "amvlm-monuseg"):
@@ -143,7 +153,8 @@ def test_sample_images_bring_their_bundled_model(make_napari_viewer, qtbot, tiny
     cfg = json.loads(seg_json.read_text())
     cfg["segmenter"]["cleanup"] = False
     seg_json.write_text(json.dumps(cfg))
-    monkeypatch.setattr(_main, "models_dir", lambda: bundled)
+    for module in (_model, _work):
+        monkeypatch.setattr(module, "models_dir", lambda: bundled)
     viewer = make_napari_viewer()
     widget = AMVLMWidget(viewer, model_dir=bundled / "amvlm-qata")
     viewer.window.add_dock_widget(widget)

@@ -30,20 +30,21 @@ def test_stack_current_slice_then_all_slices(docked, qtbot):
     image = viewer.add_image(stack, name="stack")
     viewer.dims.set_current_step(0, 1)
     assert w.ui.stack.currentText() == "current slice"
+    w.ui.show_uncertainty.setChecked(True)
     labels = segment(qtbot, w, "lower left lung", image)
     ids = labels.metadata["amvlm"]["image_ids"]
     assert labels.data.shape == (3, 40, 36) and ids[0] is None and ids[1] and ids[2] is None
-    unc = viewer.layers["lower left lung uncertainty"].data
+    unc = viewer.layers["stack uncertainty"].data
     assert unc[1].max() > 0 and unc[0].max() == 0 == unc[2].max()  # only the shown slice was segmented
     assert len(w.project) == 1 and w.project.image(ids[1]).slice is None and "_z0001" in w.project.image(ids[1]).name
 
     w.ui.stack.setCurrentText("all slices")
     viewer.layers.selection.active = image
     labels2 = segment(qtbot, w, "lower left lung", image)
-    assert labels2 is labels  # the same prompt updates its (unedited) layer
+    assert labels2 is labels and labels.name == "stack mask"  # the image's one mask, updated
     ids = labels.metadata["amvlm"]["image_ids"]
     assert all(ids) and len(set(ids)) == 3 and len(w.project) == 3 and unc.min() >= 0
-    assert all(viewer.layers["lower left lung uncertainty"].data[k].max() > 0 for k in range(3))
+    assert all(viewer.layers["stack uncertainty"].data[k].max() > 0 for k in range(3))
 
     labels.data[:, 5:20, 5:20] = 1
     viewer.layers.selection.active = labels
@@ -74,10 +75,12 @@ def test_next_most_uncertain_image(docked, qtbot):
     todo = [ids[1], ids[2], extra]
     best = max(todo, key=lambda i: w.uncertainty[i])
     active = viewer.layers.selection.active
-    if best == extra:
-        assert active.name == "extra" and active.metadata["amvlm"]["image_ids"] == [extra]
-        assert w.ui.prompt.text() == "upper right lung"
-    else:
-        assert active is image and viewer.dims.current_step[0] == ids.index(best)
-    texts = [w.ui.images.item(i).text() for i in range(w.ui.images.count())]
-    assert len(texts) == 4 and sum("[corrected]" in t for t in texts) == 1 and all("uncertainty" in t for t in texts)
+    shown = [layer for layer in viewer.layers if layer.visible]
+    if best == extra:  # shown in the series layers, alone, with its mask selected
+        assert [layer.name for layer in shown] == ["extra", "extra mask"] and active is shown[1]
+        assert shown[0].metadata["amvlm"]["image_ids"] == [extra] and w.ui.prompt.text() == "upper right lung"
+    else:  # the stack the user opened, at the slice of that image, alone with its mask
+        assert shown == [image, labels] and active is labels and viewer.dims.current_step[0] == ids.index(best)
+    table = w.ui.images
+    rows = [[table.item(r, c).text() for c in range(3)] for r in range(table.rowCount())]
+    assert len(rows) == 4 and sum(r[1] == "corrected" for r in rows) == 1 and all(r[2] for r in rows), rows
