@@ -191,11 +191,11 @@ def measure(model_dir: Path, n_labeled: int = 32, n_unlabeled: int = 200, rounds
     viewer, w = open_viewer("none", str(model_dir), show=True)
     app = QApplication.instance()
     spin(app, lambda: w.model is not None and not w.busy, 600)
-    w.open_project(project)
-    spin(app, lambda: not w.busy, 600)
+    w.open_project(project)  # read on the worker thread, then its first image shown
+    spin(app, lambda: w.current is not None and not w.busy, 600)
     if epochs is not None:
         w.ui.epochs.setValue(epochs)
-    image = next(layer for layer in viewer.layers if type(layer).__name__ == "Image")
+    image = next(layer for layer in viewer.layers if type(layer).__name__ == "Image" and layer.visible)
     got: list = []
     w.segmented.connect(got.append)
     w.segment(image, items[0].text)
