@@ -264,10 +264,7 @@ class AMVLMWidget(QWidget, ModelActions, CorrectActions, ProjectActions, SeriesA
             self.show_fit(*res.fit)
         for p in res.planes:
             self.uncertainty[p.image_id] = float(p.uncertainty.mean())
-            self.maps[p.image_id] = p.uncertainty
-            self.maps.move_to_end(p.image_id)
-        while len(self.maps) > MAPS_KEPT:
-            self.maps.popitem(last=False)
+            self.remember_map(p.image_id, p.uncertainty)
         self.show_uncertainty_map()
         fg = float(np.mean([p.mask.mean() for p in res.planes]))
         hit = ", cached image embedding" if res.cache_hits else ""
@@ -292,6 +289,13 @@ class AMVLMWidget(QWidget, ModelActions, CorrectActions, ProjectActions, SeriesA
         self.say(f"You edited the mask '{labels.name}' and did not mark it corrected: press Segment again to "
                  "replace your edits with a new mask, or press Mark corrected first.", warn=True)
         return True
+
+    def remember_map(self, image_id: str, uncertainty: np.ndarray) -> None:
+        """Keep an image's latest uncertainty map (the last MAPS_KEPT of them) for the Uncertainty checkbox."""
+        self.maps[image_id] = uncertainty
+        self.maps.move_to_end(image_id)
+        while len(self.maps) > MAPS_KEPT:
+            self.maps.popitem(last=False)
 
     def show_uncertainty_map(self) -> None:
         """Show (Uncertainty checked) or remove the uncertainty layer of the image in view."""

@@ -13,6 +13,7 @@ A mixin of :class:`._main.AMVLMWidget` (it uses the widget's ``viewer``, ``ui``,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from napari.layers import Image, Labels
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog
 
+from ..inference.postprocess import Cleanup
 from ..project import Status
 from . import _work
 from ._layers import KEY, MaskState, follow_transform, lead_shape, mask_layer, meta, plural, transform_of
@@ -72,7 +74,7 @@ class SeriesActions:
             return
         order = self.table.ids()
         k = order.index(i) + 1 if i in order else 0
-        self.ui.current.setText(f"{p.image(i).name}: image {k} of {len(order)}, {self._status(i)}")
+        self.ui.current.setText(f"{k}/{len(order)} {self._status(i)}: {p.image(i).name}")
 
     # ---------------------------------------------------------------------------------- navigation
     def next_image(self, step: int = 1) -> None:
@@ -102,14 +104,18 @@ class SeriesActions:
             return
         unscored = [i for i in todo if i not in self.uncertainty]
         if unscored and self.model is not None and not self.busy:
+            cleanup = Cleanup() if self.ui.cleanup.isChecked() else None
             self._run(_work.score_images, lambda s: self._pick_uncertain(todo, s), self.model, self.project,
                       unscored, self.ui.prompt.text(), self.sides, self.jobs.stop, what="Scoring images",
-                      steps=len(unscored))
+                      steps=len(unscored), cleanup=cleanup)
         else:
-            self._pick_uncertain(todo, {})
+            self._pick_uncertain(todo, None)
 
-    def _pick_uncertain(self, todo: list[str], scores: dict[str, float]) -> None:
-        self.uncertainty.update(scores)
+    def _pick_uncertain(self, todo: list[str], scores: _work.Scores | None) -> None:
+        if scores is not None:
+            self.uncertainty.update(scores.means)
+            for image_id in sorted(scores.maps, key=scores.means.get):  # the most uncertain last: kept longest
+                self.remember_map(image_id, scores.maps[image_id])
         scored = [i for i in todo if i in self.uncertainty]
         if not scored:
             self.say("No uncertainty known yet: segment an image first (or type a prompt).", warn=True)
@@ -164,16 +170,23 @@ class SeriesActions:
             image = labels = None
         ids = {"project": str(self.project.root), "image_ids": [image_id], "series": True}
         limits = (rec.vmin, rec.vmax if rec.vmax > rec.vmin else rec.vmin + 1)
-        if image is None:
+        if image is None:  # the image layer now, its mask on the next turn of the event loop (two short waits)
             image = self.viewer.add_image(shown.pixels, name=rec.name, rgb=rec.rgb, contrast_limits=limits,
                                           metadata={KEY: ids})
+            QTimer.singleShot(0, partial(self._show_series_mask, image_id, image, shown))
+            return
+        image.data, image.name, image.contrast_limits = shown.pixels, rec.name, limits
+        image.metadata = {**image.metadata, KEY: ids}
+        labels.data, labels.name = shown.mask, f"{image.name} mask"
+        self._show_series_mask(image_id, image, shown, labels)
+
+    def _show_series_mask(self, image_id: str, image: Image, shown: _work.Shown, labels: Labels | None = None) -> None:
+        if image not in self.viewer.layers:
+            return
+        if labels is None:
             labels = self.viewer.add_labels(shown.mask, name=f"{image.name} mask", metadata={KEY: {}},
                                             **transform_of(image))
             follow_transform(image, labels)
-        else:
-            image.data, image.name, image.contrast_limits = shown.pixels, rec.name, limits
-            image.metadata = {**image.metadata, KEY: ids}
-            labels.data, labels.name = shown.mask, f"{image.name} mask"
         labels.metadata = {**labels.metadata, KEY: {**shown.state.provenance, "what": "mask", "series": True,
                                                     "image_layer": image.name, "image_ids": [image_id]}}
         self.remember_shown(labels, {(): shown.state})

@@ -148,13 +148,24 @@ def predict_planes(model: LoadedModel, project: Project, planes: Planes, image: 
     return SegmentResult(image, prompt, out, provenance, model.segmenter.cache_hits - hits, notices, fit)
 
 
+@dataclass
+class Scores:
+    """What scoring images found: the mean uncertainty of each, and its uncertainty map."""
+
+    means: dict[str, float]
+    maps: dict[str, np.ndarray]
+
+
 def score_images(model: LoadedModel, project: Project, ids: list[str], default_prompt: str,
-                 sides: str = "image", stop: threading.Event | None = None,
-                 report: Report | None = None) -> dict[str, float]:  # fmt: skip
-    """Mean uncertainty of each image under its latest prompt (``default_prompt``, written in ``sides``, when it
-    has none). Images the model cannot segment meaningfully (ImageError) get no score. ``report`` hears of each
-    image done."""
-    scores = {}
+                 sides: str = "image", stop: threading.Event | None = None, report: Report | None = None,
+                 cleanup: Cleanup | None = None) -> Scores:  # fmt: skip
+    """Segment each image under its latest prompt (``default_prompt``, written in ``sides``, when it has none) and
+    store the mask as its prediction, so that the image, once shown, comes with the model's proposal; returns the
+    uncertainty of each. Images the model cannot segment meaningfully (ImageError) get no score. ``report`` hears
+    of each image done."""
+    scores = Scores({}, {})
+    if ids:
+        project.add_model(model.weights, name=model.folder.name)
     for k, image_id in enumerate(ids):
         check(stop)
         report and report(k)
@@ -163,10 +174,13 @@ def score_images(model: LoadedModel, project: Project, ids: list[str], default_p
         if not prompt.strip():
             continue
         try:
-            pred = model.segmenter.predict(np.asarray(project.read_image(image_id)[...]), prompt, sides=prompt_sides)
+            pred = model.segmenter.predict(np.asarray(project.read_image(image_id)[...]), prompt, sides=prompt_sides,
+                                           cleanup=cleanup)
         except ImageError:
             continue
-        scores[image_id] = float(pred.uncertainty.mean())
+        project.write_prediction(image_id, pred.mask, model=model.sha, prompt=prompt, round=model.round,
+                                 sides=prompt_sides)
+        scores.means[image_id], scores.maps[image_id] = float(pred.uncertainty.mean()), pred.uncertainty
     return scores
 
 

@@ -73,7 +73,9 @@ def test_series_steps_one_image_at_a_time_with_its_own_mask(docked, qtbot):
     qtbot.waitUntil(lambda: "Most uncertain" in w.ui.status.text() and not w.busy, timeout=TIMEOUT_MS)
     best = max(order[1:], key=lambda i: w.uncertainty.get(i, -1))
     assert len(w.uncertainty) == 10
-    _shows(viewer, w, best)
+    proposal = _shows(viewer, w, best)  # with the model's proposal, stored by the scoring
+    assert np.array_equal(proposal.data != 0, np.asarray(w.project.read_mask(best, "prediction")[...]) != 0)
+    assert w.ui.mark.text() == "Accept as is"
     w.ui.images.sortItems(2)  # by uncertainty, lowest first: Next follows the list's order
     _go(qtbot, w, w.go_to_image, w.ui.images.ids()[0])
     _go(qtbot, w, w.next_image)
