@@ -96,9 +96,9 @@ def test_posterior_ranking_adds_the_log_frequency():
 
 def test_shipped_model_ties_images_to_their_sentences():
     """Issue-12 goal for the bundled AMVLM on qata_cov19/valid: above the frequency prior (top-1 > 21 %, top-5 > 55 %).
-    Met by the posterior ranking (models/amvlm-qata/README.md: 33.75 / 62.75); the cosine ranking is not, so it is
-    printed, not asserted. The side preference (71.6 %) misses its goal of 90 % and is held at 70 %, against 67.2 %
-    with CSS and 50.9 % before the position-word fixes, so that a regression fails."""
+    Met by the posterior ranking (docs/RESULTS.md, the amvlm-qata card in full: 33.75 / 62.75); the cosine
+    ranking is not, so it is printed, not asserted. The side preference (71.6 %) misses its goal of 90 % and is held
+    at 70 %, against 67.2 % with CSS and 50.9 % before the position-word fixes, so that a regression fails."""
     from napari_amvlm.model.hub import load_model
 
     from .conftest import ROOT, shared_data
