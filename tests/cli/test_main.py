@@ -16,7 +16,7 @@ from napari_amvlm.cli.main import build_parser
 
 from ..conftest import SAMPLE_DATA
 
-COMMANDS = ["pretrain", "retrieval", "train", "evaluate", "segment", "vocabulary", "project"]
+COMMANDS = ["pretrain", "retrieval", "train", "evaluate", "segment", "vocabulary", "trained-on", "project"]
 
 
 def _run(*cmd: str, **kw) -> subprocess.CompletedProcess:
