@@ -146,6 +146,10 @@ class MeanTeacherConfig:
     textmask_lr: float = 1e-3  # learning rate of the text-mask decoder
     weight_decay: float = 1e-4
     ema_alpha: float = 0.99  # cap of the EMA decay, alpha = min(1 - 1/(step+1), ema_alpha)
+    ema_warmup: bool = True  # False: alpha = ema_alpha from the first step (a fine-tuning round, whose teacher
+    # starts as trained weights worth keeping, follows the student slowly from the start)
+    freeze_bn: bool = False  # BatchNorm layers of the U-Net and the text-mask decoder keep the statistics they
+    # start with (student and teacher): a round's batches of a few images of one project cannot skew them
     consistency_weight: float = 1.0  # weight of the unlabeled (pseudo-label) loss after ramp-up
     rampup_epochs: float = 5.0  # sigmoid ramp-up length of the unlabeled weight
     warmup_epochs: float = 0.0  # supervised-only epochs before the unlabeled loss (and its ramp-up) starts

@@ -30,6 +30,8 @@ from ..device import available_devices
 from ..inference.postprocess import Cleanup
 from ..inference.prompts import SIDE_HELP
 from ._table import ImageTable
+from ..training.rounds import RetrainSettings
+from ._loop_plot import LoopPlot
 
 STACK_CHOICES = ("current slice", "all slices")
 # What left/right in the prompt mean: (convention, what the box shows). The first is the default.
@@ -196,10 +198,11 @@ class Form:
 
         self.epochs = _tip(QSpinBox(), "Passes over the corrected images in one Retrain round.")
         self.epochs.setRange(1, 10_000)
-        self.epochs.setValue(20)
-        self.retrain = _tip(QPushButton("Retrain"), "Train the model further on the corrected images (and the "
-                                                    "others as unlabeled data) in a separate process; the viewer "
-                                                    "stays usable.")
+        self.epochs.setValue(RetrainSettings().epochs)
+        self.retrain = _tip(QPushButton("Retrain"), "Fine-tune the model on the corrected images (and the others "
+                                                    "as unlabeled data) in a separate process; the viewer stays "
+                                                    "usable. A few corrected images are held back: the new weights "
+                                                    "are used only if they do at least as well on them.")
         self.cancel = _tip(QPushButton("Cancel"), "Stop the running training round; the current weights stay.")
         self.cancel.setEnabled(False)
         self.progress = QProgressBar()  # a round's steps; blank (disabled) between rounds
@@ -209,11 +212,16 @@ class Form:
                                     "transparent; } QProgressBar::chunk:disabled { background: transparent; }")
         self.progress.setEnabled(False)
         self.progress.setTextVisible(True)
+        self.loop_plot = LoopPlot()  # per round: held-back Dice of the weights in use, share of masks changed
+        self.loop_info = QLabel("No Retrain round yet.")
+        self.loop_info.setWordWrap(True)
         box = QGroupBox("Training")
         form = QFormLayout(box)
         form.addRow("Epochs", self.epochs)
         form.addRow(_row(self.retrain, self.cancel))
         form.addRow(self.progress)
+        form.addRow(self.loop_plot)
+        form.addRow(self.loop_info)
         outer.addWidget(box)
 
         self.status = QLabel("")

@@ -15,10 +15,12 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog
 
 from ..project import Project, ProjectError, Status
+from ..training.loop import corrected_since_last_round, loop_history
 from ..training.round_models import latest_round_model
 from . import _work
 from ._jobs import reason
 from ._layers import KEY, UserError, meta, plural
+from ._loop_plot import summary
 
 READ_WAIT_S = 0.02  # how long the GUI thread waits to read the project while the worker thread writes to it
 READ_RETRY_MS = 100  # then it tries again this much later (and the event loop runs meanwhile)
@@ -67,9 +69,12 @@ class ProjectActions:
                 QTimer.singleShot(READ_RETRY_MS, self._show_project)
                 return
             counts, n, rounds = p.counts(), len(p), len(p.rounds())
+            history, pending = loop_history(p), corrected_since_last_round(p)
         self.ui.project_info.setText(f"{plural(n, 'image')}, {counts[Status.CORRECTED]} corrected, "
                                      f"{plural(rounds, 'round')}: {p.name} ({where})")
         self.ui.project_info.setToolTip(str(p.root))
+        self.ui.loop_plot.set_rows(history)
+        self.ui.loop_info.setText(summary(history, pending))
 
     def _browse_open_project(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open an AMVLM project folder")

@@ -91,11 +91,13 @@ class RoundActions:
 
     def _round_finished(self, result: RoundResult) -> None:
         self.ui.cancel.setEnabled(False)
-        self._use_model(_work.from_round(result, self.device, self.model.trained_on if self.model else None))
-        loss = result.metrics.get("loss")
-        self.say(f"Round {result.index} finished{f' (loss {loss:.3f})' if loss is not None else ''}: its weights "
-                 f"are in use ({result.folder}).")
         self._show_project()  # (a round changes no image's status: the list stays as it is)
+        if not result.installed:  # the guard kept the weights in use: say so, with both figures
+            self.say(result.message, warn=True)
+            self.round_finished.emit(result)
+            return
+        self._use_model(_work.from_round(result, self.device, self.model.trained_on if self.model else None))
+        self.say(result.message or f"Round {result.index} finished: its weights are in use ({result.folder}).")
         self.round_finished.emit(result)
         # the prompt re-run starts on a later turn of the event loop, so the viewer repaints in between
         QTimer.singleShot(0, self._rerun_last_prompt)

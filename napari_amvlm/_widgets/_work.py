@@ -29,6 +29,7 @@ from ..model.trained_on import Fit, TrainedOn, check_fit, fitting_models, image_
 from ..project import ImageRecord, MaskKind, Project
 from ..project.files import sha256_file
 from ..resources import models_dir
+from ..training import loop
 from ..training.round_data import warm_up_export
 from ._layers import MaskState, PlanePrediction, Planes, SegmentResult
 
@@ -169,10 +170,10 @@ def score_images(model: LoadedModel, project: Project, ids: list[str], default_p
     for k, image_id in enumerate(ids):
         check(stop)
         report and report(k)
-        prompts = project.prompts(image_id)
-        prompt, prompt_sides = (prompts[-1].text, prompts[-1].sides) if prompts else (default_prompt, sides)
-        if not prompt.strip():
+        chosen = loop.image_prompt(project, image_id, default_prompt, sides)
+        if chosen is None:
             continue
+        prompt, prompt_sides = chosen
         try:
             pred = model.segmenter.predict(np.asarray(project.read_image(image_id)[...]), prompt, sides=prompt_sides,
                                            cleanup=cleanup)

@@ -113,19 +113,28 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def summary(project: Any) -> dict[str, Any]:
-    """A JSON-ready summary of a project: counts, models, rounds."""
+    """A JSON-ready summary of a project: counts, models, rounds, and the annotation loop's figures per round."""
+    from dataclasses import asdict
+
+    from ..training.loop import corrected_since_last_round, loop_history
+
+    n, changed = corrected_since_last_round(project)
     return {
         "project": str(project.root),
         "name": project.name,
         "images": len(project),
         "status": {s.value: n for s, n in project.counts().items()},
         "models": [{"sha256": m.sha256, "name": m.name} for m in project.models()],
-        "rounds": [{"index": r.index, "model": r.model, "seed": r.seed, "metrics": r.metrics} for r in project.rounds()],
+        "rounds": [{"index": r.index, "model": r.model, "seed": r.seed, "metrics": r.metrics, "installed": r.installed}
+                   for r in project.rounds()],
+        "loop": [asdict(row) for row in loop_history(project)],
+        "since_last_round": {"corrected": n, "changed_percent": changed},
     }
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from ..project import Project
+    from ..training.loop import history_table, loop_history
 
     project = Project.open(args.project, mode="r")
     info = summary(project)
@@ -135,8 +144,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{n} {s}" for s, n in info["status"].items())
         print(f"{info['name']}: {info['images']} images ({counts}); "
               f"{len(info['models'])} models, {len(info['rounds'])} rounds")  # fmt: skip
-        for r in info["rounds"]:
-            print(f"  round {r['index']}: model {r['model'][:12]} seed {r['seed']} metrics {r['metrics']}")
+        if info["rounds"]:
+            print(history_table(loop_history(project)))
+        pending = info["since_last_round"]
+        if info["rounds"] and pending["corrected"]:
+            changed = pending["changed_percent"]
+            print(f"since the last round: {pending['corrected']} corrected"
+                  + (f", {changed:.1f} % of their masks changed" if changed is not None else ""))
     if args.list or args.status:
         for rec in project.images(args.status):
             print(f"{rec.id}\t{project.status(rec.id).value}\t{rec.source or '(array)'}")

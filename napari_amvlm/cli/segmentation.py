@@ -77,6 +77,17 @@ def _train_parser(sub) -> None:
                    help="epochs over which the unlabeled weight ramps up (sigmoid; default %(default)s)")
     p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs,
                    help="supervised-only epochs before the unlabeled loss starts (default %(default)s)")
+    p.add_argument("--textmask-lr", type=float, default=d.textmask_lr,
+                   help="Adam learning rate of the text-mask decoder (0 keeps it fixed; default %(default)s)")
+    p.add_argument("--ema-alpha", type=float, default=d.ema_alpha,
+                   help="EMA decay of the teacher (default %(default)s)")
+    p.add_argument("--no-ema-warmup", action="store_true",
+                   help="the teacher's EMA decay is --ema-alpha from the first step (fine-tuning trained weights) "
+                        "instead of ramping up from 0")
+    p.add_argument("--freeze-bn", action="store_true",
+                   help="BatchNorm statistics stay as they start (fine-tuning with small batches of few images)")
+    p.add_argument("--consistency-weight", type=float, default=d.consistency_weight,
+                   help="weight of the unlabeled (pseudo-label) loss after its ramp-up (default %(default)s)")
     p.add_argument("--time-budget", type=float, default=None, metavar="MIN",
                    help="stop after this many minutes of training (validated and written), whatever --epochs says")
     p.add_argument("--budget-clock", choices=("wall", "cpu"), default=d.budget_clock,
@@ -119,7 +130,9 @@ def _train(args: argparse.Namespace) -> int:
                             rampup_epochs=args.rampup_epochs, warmup_epochs=args.warmup_epochs, lr=args.lr,
                             lr_floor=args.lr_floor, lr_schedule=args.schedule, bce=args.bce, keep=args.keep,
                             time_budget_s=60.0 * (args.time_budget or 0.0), budget_clock=args.budget_clock,
-                            num_threads=args.threads, vflip_p=args.vflip)
+                            num_threads=args.threads, vflip_p=args.vflip, textmask_lr=args.textmask_lr,
+                            ema_alpha=args.ema_alpha, ema_warmup=not args.no_ema_warmup, freeze_bn=args.freeze_bn,
+                            consistency_weight=args.consistency_weight)
     seg_cfg = SegmenterConfig(use_text=not (args.no_text or args.supervised_only), cleanup=not args.no_cleanup,
                               flip_average=args.flip_average, field=max(0, args.field),
                               unet=UNetConfig(base=args.base, levels=args.levels, downsample=args.downsample))

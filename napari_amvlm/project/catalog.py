@@ -203,9 +203,10 @@ class ProjectCatalog(ProjectStore):
             raise ProjectError(f"unknown model {model[:16]!r}: register its weights with add_model first")
 
     def record_round(self, *, model: str, settings: dict[str, Any], seed: int, metrics: dict[str, float],
-                     base_model: str | None = None,
-                     images: dict[str, list[str]] | None = None) -> RoundRecord:  # fmt: skip
-        """Record a finished training round that produced the registered weights ``model``."""
+                     base_model: str | None = None, images: dict[str, list[str]] | None = None,
+                     installed: bool = True) -> RoundRecord:  # fmt: skip
+        """Record a finished training round that produced the registered weights ``model`` (``installed``: they
+        were put in use)."""
         with self.transaction():
             self._require_model(model)
             if base_model is not None:
@@ -213,7 +214,7 @@ class ProjectCatalog(ProjectStore):
             record = RoundRecord(
                 index=len(self._m["rounds"]) + 1, model=model, base_model=base_model, settings=dict(settings),
                 seed=int(seed), metrics={k: float(v) for k, v in metrics.items()}, time=utc_now(),
-                images={k: list(v) for k, v in (images or {}).items()},
+                images={k: list(v) for k, v in (images or {}).items()}, installed=bool(installed),
             )  # fmt: skip
             try:
                 d = json.loads(json.dumps(vars(record)))

@@ -193,4 +193,6 @@ class RoundRecord:
     seed: int  # random seed
     metrics: dict[str, float]  # validation metrics, e.g. {"dice": 0.71}
     time: str  # ISO time the round was recorded
-    images: dict[str, list[str]] = field(default_factory=dict)  # e.g. {"labeled": [...], "unlabeled": [...]}
+    images: dict[str, list[str]] = field(default_factory=dict)  # e.g. {"labeled": [...], "unlabeled": [...],
+    # "heldback": [...]}
+    installed: bool = True  # its weights were put in use (False: the guard kept the previous weights)

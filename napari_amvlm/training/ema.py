@@ -8,7 +8,9 @@ different initialisation, a bug). After each optimiser step of the student::
     buffer_teacher <- buffer_student                                    (every buffer)
 
 so step 0 copies the student (a = 0), early steps average over all steps so far (a = 1 - 1/(step+1) is the
-running mean), and later steps forget with time constant 1 / (1 - alpha_max) = 100 steps.
+running mean), and later steps forget with time constant 1 / (1 - alpha_max) = 100 steps. Without the warm-up
+(``warmup=False``, for a round that fine-tunes trained weights) a = alpha_max from the first step: the teacher
+starts as the trained weights and moves away from them slowly.
 
 Buffers (BatchNorm running mean/var) are the teacher's **own**: they start as the student's and are then
 updated only by the teacher's own forward passes with ``update_stats=True`` (train-mode BatchNorm, as the
@@ -30,11 +32,11 @@ import torch
 from torch import nn
 
 
-def ema_decay(step: int, alpha_max: float = 0.99) -> float:
-    """a = min(1 - 1/(step + 1), alpha_max) for ``step`` >= 0."""
+def ema_decay(step: int, alpha_max: float = 0.99, warmup: bool = True) -> float:
+    """a = min(1 - 1/(step + 1), alpha_max) for ``step`` >= 0; ``alpha_max`` at every step without ``warmup``."""
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
-    return min(1.0 - 1.0 / (step + 1), alpha_max)
+    return min(1.0 - 1.0 / (step + 1), alpha_max) if warmup else alpha_max
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -63,10 +65,11 @@ class EMATeacher:
     ``load_state_dict()`` are the teacher's (a plain tensor dict, safetensors-compatible).
     """
 
-    def __init__(self, student: nn.Module, alpha_max: float = 0.99) -> None:
+    def __init__(self, student: nn.Module, alpha_max: float = 0.99, warmup: bool = True) -> None:
         if not 0.0 <= alpha_max < 1.0:
             raise ValueError(f"alpha_max must be in [0, 1), got {alpha_max}")
         self.alpha_max = float(alpha_max)
+        self.warmup = bool(warmup)  # False: a = alpha_max from step 0 (the teacher starts as weights to keep)
         self.module: nn.Module = copy.deepcopy(_unwrap(student))
         self.module.eval()
         for p in self.module.parameters():
@@ -75,7 +78,7 @@ class EMATeacher:
 
     def decay(self, step: int) -> float:
         """The EMA coefficient a used by ``update(student, step)``."""
-        return ema_decay(step, self.alpha_max)
+        return ema_decay(step, self.alpha_max, self.warmup)
 
     @torch.no_grad()
     def update(self, student: nn.Module, step: int) -> float:

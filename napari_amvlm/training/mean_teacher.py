@@ -9,7 +9,7 @@ Each step takes a labeled and an unlabeled batch (horizontal flips rewrite the s
    fuse(P_teacher, T) > 0.5 weighted by confidence |2 fused - 1| (teacher alone with ``use_text=False``),
    times a sigmoid ramp-up;
 5. the teacher follows the student by EMA (its BatchNorm statistics come from its own passes over the clean
-   unlabeled batches). After each epoch the teacher is validated (Dice at 0.5) and the best one (or the last,
+   unlabeled batches; with ``freeze_bn``, as in a fine-tuning round, no BatchNorm statistics change at all). After each epoch the teacher is validated (Dice at 0.5) and the best one (or the last,
    ``keep="last"``) is written as a model folder (AMVLM + segmenter), atomically. A run without unlabeled
    images (supervised only) has no teacher: the student is validated and written.
 
@@ -43,8 +43,8 @@ from ..model.hub import load_model, load_stage2, read_segmenter, save_segmenter
 from ..model.segmenter import TextGuidedSegmenter
 from .checkpoint import RESUME_NAME, load_resume, save_resume
 from .ema import EMATeacher
-from .frozen_cache import FrozenEmbeddings
 from .events import CheckpointEvent, DoneEvent, MetricsEvent, StartEvent, StepEvent
+from .frozen_cache import FrozenEmbeddings
 from .ramps import sigmoid_rampup
 
 
@@ -125,7 +125,7 @@ def _losses(seg, trainable, teacher, frozen, images, masks, texts, keys, n_lab, 
         total = total + cfg.tg_weight * tg + tsup
     if images.shape[0] > n_lab:
         with torch.no_grad():
-            p = torch.sigmoid(teacher(images[n_lab:], update_stats=True))
+            p = torch.sigmoid(teacher(images[n_lab:], update_stats=not cfg.freeze_bn))
             if tm is not None:
                 target, weight = pseudo_label(p, tm.prob[n_lab:].detach(), seg.cfg.fusion_lambda)
             else:
@@ -136,6 +136,15 @@ def _losses(seg, trainable, teacher, frozen, images, masks, texts, keys, n_lab, 
         total = total + ramp * unsup
     out["loss"] = total
     return out
+
+
+def _freeze_batchnorm(seg: TextGuidedSegmenter) -> None:
+    """BatchNorm layers of the trained parts normalise with their running statistics and do not update them (their
+    affine weights still learn)."""
+    for part in (seg.unet, seg.textmask):
+        for m in part.modules() if part is not None else ():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
 
 
 def unlabeled_weight(step: int, steps_per_epoch: int, cfg: MeanTeacherConfig) -> float:
@@ -207,11 +216,13 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
         seg.unet.load_state_dict(unet_state)
     seg = seg.to(dev)
     seg.unet.to(memory_format=torch.channels_last)  # ~1.4x faster U-Net steps on CPU (measured), and on GPUs
-    teacher = EMATeacher(seg.unet, alpha_max=cfg.ema_alpha)
+    teacher = EMATeacher(seg.unet, alpha_max=cfg.ema_alpha, warmup=cfg.ema_warmup)
     trainable = _Trainable(seg)
     groups = [{"params": list(seg.unet.parameters()), "lr": cfg.lr, "base_lr": cfg.lr}]
-    if seg.textmask is not None:
+    if seg.textmask is not None and cfg.textmask_lr > 0:
         groups.append({"params": list(seg.textmask.parameters()), "lr": cfg.textmask_lr, "base_lr": cfg.textmask_lr})
+    elif seg.textmask is not None:  # kept as it is: no gradients, no optimizer state
+        seg.textmask.requires_grad_(False)
     opt = torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(labeled) / cfg.labeled_batch)
     planned = steps_per_epoch * cfg.epochs
@@ -241,6 +252,8 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
                                textmask=seg.textmask)
     while step < total:
         seg.train()
+        if cfg.freeze_bn:
+            _freeze_batchnorm(seg)
         lab_ids, unl_ids = _batch_ids(labeled, unlabeled, cfg, step, steps_per_epoch)
         lab_ids, unl_ids = lab_ids[rank::world], unl_ids[rank::world]
         g = torch.Generator().manual_seed(cfg.seed * 7_919 + step * world + rank)

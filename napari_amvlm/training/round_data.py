@@ -12,6 +12,7 @@ import functools
 import os
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,9 +51,10 @@ def warm_up_export() -> None:
 
 
 def prepare_training_folder(project: Project, folder: str | os.PathLike, default_prompt: str | None = None,
-                            stop: threading.Event | None = None) -> TrainingSet:  # fmt: skip
+                            stop: threading.Event | None = None,
+                            exclude: Sequence[str] = ()) -> TrainingSet:  # fmt: skip
     """Export ``project`` as a training folder. Images with no prompt get ``default_prompt`` (written in the image's
-    sides; or are skipped).
+    sides; or are skipped). Images in ``exclude`` (the round's held-back corrections) are left out altogether.
 
     Raises ValueError when no image is corrected (Mean Teacher needs at least one labeled image), and
     :class:`~napari_amvlm._cancel.Cancelled` between images once ``stop`` is set.
@@ -71,8 +73,11 @@ def prepare_training_folder(project: Project, folder: str | os.PathLike, default
     (folder / "masks").mkdir(exist_ok=True)
     out = TrainingSet(folder, [], [])
     rows = []
+    left_out = set(exclude)
     for image_id in ids:
         check(stop)
+        if image_id in left_out:
+            continue
         text = _latest_prompt(project, image_id) or (default_prompt or "").strip()
         if not text:
             out.skipped.append(image_id)

@@ -28,8 +28,10 @@ class RoundResult:
     index: int  # round number in the project
     folder: Path  # the new model folder
     model_sha: str  # sha256 of its segmenter weights (the project's model id)
-    metrics: dict[str, float]  # last step's losses
+    metrics: dict[str, float]  # last step's losses and the guard's figures
     segmenter: Any = None  # the loaded TextGuidedSegmenter (eval mode), ready to hot-swap
+    installed: bool = True  # the guard put its weights in use (False: the folder was deleted, keep the old ones)
+    message: str = ""  # one line for the user: what the guard decided, with both held-back figures
 
 
 def partial_folder(project: Project, round_index: int) -> Path:
@@ -51,17 +53,23 @@ def install(folder: Path, round_index: int) -> Path:
 
 
 def record(project: Project, folder: Path, *, base_model: Path, settings: dict[str, Any], seed: int,
-           last_step: StepEvent | None, images: dict[str, list[str]], segmenter: Any) -> RoundResult:
-    """Register the installed model (and the one it started from) and record the round in the project."""
+           last_step: StepEvent | None, images: dict[str, list[str]], segmenter: Any,
+           verdict: Any = None) -> RoundResult:  # fmt: skip
+    """Register the round's model (and the one it started from) and record the round in the project, with the
+    guard's ``verdict`` (a :class:`.round_guard.GuardVerdict`; None: installed unjudged)."""
     base_sha = None
     if has_segmenter(base_model):
         base_sha = project.add_model(base_model / SEG_WEIGHTS_NAME, name=base_model.name).sha256
-    model = project.add_model(folder / SEG_WEIGHTS_NAME, name=folder.name)
+    installed = verdict is None or verdict.install
+    model = project.add_model(folder / SEG_WEIGHTS_NAME, name=folder.name if installed else "rejected")
     metrics = {k: v for k, v in (last_step.losses if last_step else {}).items() if np.isfinite(v)}
-    settings = {**settings, "base_model_folder": str(base_model), "steps": last_step.step if last_step else 0}
+    metrics.update(verdict.metrics() if verdict is not None else {})
+    settings = {**settings, "base_model_folder": str(base_model), "steps": last_step.step if last_step else 0,
+                "model_folder": folder.name if installed else None}
     rec = project.record_round(model=model.sha256, settings=settings, seed=seed, metrics=metrics,
-                               base_model=base_sha, images=images)
-    return RoundResult(rec.index, folder, model.sha256, metrics, segmenter)
+                               base_model=base_sha, images=images, installed=installed)
+    message = verdict.line(rec.index) if verdict is not None else ""
+    return RoundResult(rec.index, folder, model.sha256, metrics, segmenter, installed, message)
 
 
 def _free_name(parent: Path, name: str) -> Path:
@@ -80,8 +88,10 @@ def latest_round_model(project: Project) -> Path | None:
         return None
     names = {m.sha256: m.name for m in project.models()}
     for rnd in reversed(project.rounds()):
-        name = names.get(rnd.model, "")
-        folder = models / name
-        if ROUND_FOLDER.fullmatch(name) and not folder.is_symlink() and has_segmenter(folder):
+        if not rnd.installed:
+            continue
+        name = rnd.settings.get("model_folder") or names.get(rnd.model, "")
+        folder = models / name if isinstance(name, str) else models
+        if ROUND_FOLDER.fullmatch(str(name)) and not folder.is_symlink() and has_segmenter(folder):
             return folder
     return None

@@ -31,12 +31,16 @@ from enum import Enum
 from pathlib import Path
 
 from ..device import resolve_device
+from ..inference import Segmenter
+from ..inference.prompts import read_vocabulary
 from ..model.hub import has_segmenter, load_segmenter, read_config
-from ..project import Project
+from ..project import Project, Status
 from . import child, round_models
 from .events import DoneEvent, StepEvent
+from .loop import image_prompt
 from .progress import parse_event_line
 from .round_data import TrainingSet, prepare_training_folder
+from .round_guard import GuardVerdict, choose_heldback, judge
 from .round_models import RoundResult
 
 PIPE_GRACE_S = 5.0  # how long after the training process ended its output pipes may stay open
@@ -44,17 +48,42 @@ PIPE_GRACE_S = 5.0  # how long after the training process ended its output pipes
 
 @dataclass
 class RetrainSettings:
-    """How a round trains (passed to ``amvlm train``)."""
+    """How a round trains (passed to ``amvlm train``): a fine-tuning recipe for a few new labels, chosen with the loop
+    simulator ``benchmarks/annotation_loop.py`` (docs/RESULTS.md, "The annotation loop")."""
 
-    epochs: int = 20  # passes over the corrected images
+    epochs: int = 20  # passes over the corrected images it trains on (steps = ceil(n / labeled_batch) * epochs)
     labeled_batch: int = 4  # corrected images per step (repeated when there are fewer)
     unlabeled_batch: int = 4  # unlabeled images per step
     max_steps: int | None = None  # stop early after this many steps
+    lr: float = 1e-4  # Adam learning rate of the U-Net, decayed by one cosine to lr_floor
+    lr_floor: float = 1e-5
+    textmask_lr: float = 0.0  # the text-mask decoder learns at this rate (0: kept as it is)
+    freeze_bn: bool = True  # BatchNorm statistics stay those of the weights in use
+    ema_alpha: float = 0.99  # EMA decay of the teacher from the first step (the weights written are the teacher's)
+    supervised_only: bool = False  # train on the corrected images alone, no unlabeled images or text pseudo-labels
+    # (the floor a round is compared with)
+    holdout: float = 0.2  # share of the corrected images held back to judge the new weights (at least one)
+    max_holdout: int = 20  # at most this many held back
     device: str = "auto"  # auto | cpu | cuda | mps
     seed: int = 0
     cpu_threads: int | None = None  # torch threads of the child; None = every core (it runs niced: the viewer
     # still gets the CPU first; measured in benchmarks/ui_round.py)
     nice: int = 10  # POSIX niceness added to the child, so the viewer wins the CPU whenever it needs it
+
+    def train_arguments(self) -> list[str]:
+        """The ``amvlm train`` options of the recipe (not the data, model or output folders)."""
+        args = ["--epochs", str(self.epochs), "--labeled-batch", str(self.labeled_batch),
+                "--unlabeled-batch", str(self.unlabeled_batch), "--seed", str(self.seed), "--device", self.device,
+                "--lr", repr(self.lr), "--lr-floor", repr(self.lr_floor), "--schedule", "cosine", "--bce", "plain",
+                "--textmask-lr", repr(self.textmask_lr), "--ema-alpha", repr(self.ema_alpha), "--no-ema-warmup",
+                "--rampup-epochs", "0", "--keep", "last"]
+        if self.freeze_bn:
+            args.append("--freeze-bn")
+        if self.supervised_only:
+            args.append("--supervised-only")
+        if self.max_steps:
+            args += ["--max-steps", str(self.max_steps)]
+        return args
 
 
 class JobState(str, Enum):
@@ -94,6 +123,8 @@ class RetrainJob:
         self.returncode: int | None = None
         self.message = ""  # why it failed, in one line
         self.training_set: TrainingSet | None = None
+        self.heldback: list[str] = []  # corrected images left out of training, to judge the new weights with
+        self.verdict: GuardVerdict | None = None  # how the new weights did on them (after finalize)
         self.out_dir: Path | None = None
         self._proc: subprocess.Popen | None = None
         self._queue: queue.Queue = queue.Queue()
@@ -108,14 +139,11 @@ class RetrainJob:
     # ---------------------------------------------------------------------------------------- start
     def command(self) -> list[str]:
         """The ``amvlm train`` command line of this round (after :meth:`start` prepared the folder)."""
-        s, ts = self.settings, self.training_set
+        ts = self.training_set
         assert ts is not None and self.out_dir is not None
         cmd = [self.python, "-P", "-m", "napari_amvlm.cli", "train", "--progress-json",  # -P: see child.py
                "--data", str(ts.folder.resolve()), "--model", str(self.base_model.resolve()),
-               "--out", str(self.out_dir.resolve()), "--epochs", str(s.epochs), "--labeled-batch", str(s.labeled_batch),
-               "--unlabeled-batch", str(s.unlabeled_batch), "--seed", str(s.seed), "--device", s.device]
-        if s.max_steps:
-            cmd += ["--max-steps", str(s.max_steps)]
+               "--out", str(self.out_dir.resolve()), *self.settings.train_arguments()]
         if has_segmenter(self.base_model):
             cmd += ["--init", str(self.base_model.resolve())]  # each round builds on the weights in use
         return cmd + ["--labeled", "--", *ts.labeled]  # ids last, after "--": never read as options
@@ -131,13 +159,25 @@ class RetrainJob:
         if self.state is not JobState.NEW or self.training_set is not None:
             raise RuntimeError("this round was already prepared")
         read_config(self.base_model)  # a clear ModelLoadError for a folder that is not a model
+        self.heldback = self._choose_heldback()
         self._tmp = Path(tempfile.mkdtemp(prefix="amvlm-round-"))
         try:
-            self.training_set = prepare_training_folder(self.project, self._tmp / "data", self.default_prompt, stop)
+            self.training_set = prepare_training_folder(self.project, self._tmp / "data", self.default_prompt, stop,
+                                                        exclude=self.heldback)
         except BaseException:
             self.discard()
             raise
         return self.training_set
+
+    def _choose_heldback(self) -> list[str]:
+        """The corrected images (with a prompt) this round holds back to judge its weights."""
+        self.project.refresh()
+        usable = [i for i in self.project.image_ids(Status.CORRECTED)
+                  if image_prompt(self.project, i, self.default_prompt or "") is not None]
+        if not usable:
+            raise ValueError("no corrected image yet: correct at least one mask and press 'Mark corrected' first")
+        s = self.settings
+        return choose_heldback(usable, self.round_index, s.holdout, s.max_holdout, s.seed)
 
     def launch(self) -> None:
         """Start the training process (call from a thread that outlives it, e.g. the GUI thread)."""
@@ -290,23 +330,35 @@ class RetrainJob:
 
     # ------------------------------------------------------------------------------------- finalize
     def finalize(self, device: str = "cpu") -> RoundResult:
-        """Validate the new model (it must load), move it to ``models/round-NNN``, register and record the round.
+        """Validate the new model (it must load), judge it against the weights in use on the held-back corrected
+        images, and install it as ``models/round-NNN`` only if it does at least as well (otherwise its folder is
+        deleted); the round is recorded either way, with both figures.
 
-        May take a few seconds (it loads the model): call it off the GUI thread. Raises ModelLoadError if the
+        May take a few seconds (it loads both models): call it off the GUI thread. Raises ModelLoadError if the
         folder does not load (it is then deleted and nothing is recorded).
         """
         if self.state is not JobState.SUCCEEDED or self.out_dir is None:
             raise RuntimeError(f"nothing to finalize: the round is {self.state.value}")
+        dev = resolve_device(device)
         try:
-            seg = load_segmenter(self.out_dir, resolve_device(device))
+            seg = load_segmenter(self.out_dir, dev)
         except ValueError as err:
             self._discard_output()
             self.state, self.message = JobState.FAILED, f"the new model does not load ({err}); previous weights kept"
             raise
-        self.out_dir = round_models.install(self.out_dir, self.round_index)
+        candidate = Segmenter(seg, dev, vocabulary=read_vocabulary(self.out_dir))
+        current = Segmenter.from_folder(self.base_model, dev)
+        self.verdict = judge(self.project, self.heldback, current, candidate, self.default_prompt or "")
+        self.message = self.verdict.line(self.round_index)
+        if self.verdict.install:
+            self.out_dir = round_models.install(self.out_dir, self.round_index)
         ts = self.training_set
-        return round_models.record(
+        images = {"labeled": ts.labeled, "unlabeled": ts.unlabeled} if ts else {}
+        result = round_models.record(
             self.project, self.out_dir, base_model=self.base_model, settings=asdict(self.settings),
             seed=self.settings.seed, last_step=self.last_step, segmenter=seg,
-            images={"labeled": ts.labeled, "unlabeled": ts.unlabeled} if ts else {},
+            images={**images, "heldback": self.heldback}, verdict=self.verdict,
         )  # fmt: skip
+        if not self.verdict.install:
+            self._discard_output()
+        return result

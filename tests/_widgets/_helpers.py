@@ -22,17 +22,28 @@ def mark(qtbot, widget) -> list[str]:
 
 
 def sample_segmented_and_corrected(viewer, widget, qtbot):
-    """Open the QaTa sample, segment it with its own sentence, paint on the mask and mark it corrected."""
+    """Open the QaTa sample, segment it with its own sentence, paint on the mask and mark it corrected; then the
+    same for its mirror image (a Retrain round needs two corrected images: it holds one back to judge its weights).
+    Returns the sample's image and Labels layers."""
     viewer.open_sample("napari-amvlm", "qata_chest_xray")
     image = viewer.layers[-1]
-    labels = segment(qtbot, widget)
+    labels = correct(viewer, widget, qtbot)
+    mirror = viewer.add_image(np.ascontiguousarray(image.data[:, ::-1]), name="mirror")
+    viewer.layers.selection.active = mirror
+    correct(viewer, widget, qtbot, "lower right lung")
+    return image, labels
+
+
+def correct(viewer, widget, qtbot, prompt: str | None = None):
+    """Segment the active image, paint on its mask with napari's brush and eraser, and mark it corrected."""
+    labels = segment(qtbot, widget, prompt)
     labels.brush_size = 40
     labels.paint((150, 60), 1)  # napari's own brush: a disc of label 1
     labels.paint((40, 180), 0)  # and the eraser
     viewer.layers.selection.active = labels
     mark(qtbot, widget)
     assert "Marked 1 image as corrected" in widget.ui.status.text(), widget.ui.status.text()
-    return image, labels
+    return labels
 
 
 def human_labels(project) -> dict[str, bytes]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ..conftest import BAD_IMAGES, BAD_REASONS, SAMPLE_DATA, make_bad_image
-from ._helpers import TIMEOUT_MS, segment
+from ._helpers import TIMEOUT_MS, mark, segment
 
 pytestmark = pytest.mark.gui
 
@@ -64,6 +64,15 @@ def test_retrain_without_corrections_twice_and_closing_the_viewer(docked, qtbot)
     viewer.layers.selection.active = image
     labels = segment(qtbot, w, "lower left lung")
     labels.data[100:150, 30:90] = 1
+    viewer.layers.selection.active = labels
+    mark(qtbot, w)
+    w.ui.retrain.click()  # one corrected image: nothing to judge new weights with
+    qtbot.waitUntil(lambda: not w.runner.busy, timeout=TIMEOUT_MS)
+    assert "at least 2 corrected images" in w.ui.status.text() and w.runner.job.pid is None
+    mirror = viewer.add_image(np.ascontiguousarray(image.data[:, ::-1]), name="mirror")
+    viewer.layers.selection.active = mirror
+    labels = segment(qtbot, w, "lower right lung")
+    labels.data[100:150, 130:190] = 1
     viewer.layers.selection.active = labels
     w.ui.mark.click()
     w.ui.epochs.setValue(10_000)

@@ -9,7 +9,7 @@ from qtpy.QtCore import Qt
 
 from napari_amvlm.project import Project
 
-from ._helpers import TIMEOUT_MS, mark
+from ._helpers import TIMEOUT_MS, correct, mark
 from ._probe import GapProbe
 
 pytestmark = pytest.mark.gui
@@ -85,6 +85,11 @@ def test_whole_flow(docked, qtbot, tmp_path):
     assert rec.provenance.author_kind == "person" and rec.provenance.author == w.ui.author.text()
     name = w.project.image(image_id).name  # the image's name in the project
     assert w.ui.images.item(0, 0).text() == name and w.ui.images.item(0, 1).text() == "corrected"
+    mirror = viewer.add_image(np.ascontiguousarray(image.data[:, ::-1]), name="mirror")
+    viewer.layers.selection.active = mirror
+    mirror_labels = correct(viewer, w, qtbot, "lower left lung")
+    (mirror_id,) = mirror_labels.metadata["amvlm"]["image_ids"]
+    viewer.layers.selection.active = image
 
     seen: list[str] = []
     w.runner.progressed.connect(lambda step, total, text: seen.append(w.ui.progress.format()))
@@ -100,11 +105,17 @@ def test_whole_flow(docked, qtbot, tmp_path):
     assert any("round 1: step 3/3, loss" in s for s in seen), seen
     assert not w.ui.progress.isEnabled()  # blank once the round ended
     result = blocker.args[0]
-    assert result.index == 1 and w.model.sha == result.model_sha != old_sha and w.model.round == 1
-    assert "Round 1 finished" in w.ui.status.text() and not w.ui.cancel.isEnabled()
-    qtbot.waitUntil(lambda: right.metadata["amvlm"]["round"] == 1, timeout=TIMEOUT_MS)  # re-run, new weights
     (rnd,) = w.project.rounds()
-    assert rnd.model == result.model_sha and rnd.images["labeled"] == [image_id]
+    assert rnd.model == result.model_sha and sorted(rnd.images["labeled"] + rnd.images["heldback"]) == sorted(
+        [image_id, mirror_id]) and rnd.installed == result.installed
+    assert result.index == 1 and "held-back corrected image" in w.ui.status.text() and not w.ui.cancel.isEnabled()
+    if result.installed:  # the guard judged the new weights at least as good: in use, the prompt re-run
+        assert w.model.sha == result.model_sha != old_sha and w.model.round == 1
+        assert "Round 1: its weights are in use" in w.ui.status.text()
+        qtbot.waitUntil(lambda: any(layer.metadata.get("amvlm", {}).get("round") == 1 for layer in viewer.layers),
+                        timeout=TIMEOUT_MS)  # the last prompt, re-run with the new weights
+    else:  # worse on the held-back image: the weights in use stay, and the user is told
+        assert w.model.sha == old_sha and "kept the previous weights" in w.ui.status.text()
 
     dest = tmp_path / "saved"
     w.save_project_as(dest)  # copied on the worker thread

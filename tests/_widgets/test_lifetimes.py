@@ -91,7 +91,7 @@ def test_a_correction_marked_before_retrain_is_in_that_round(docked, qtbot):
         assert "already running" not in w.ui.status.text() and w.runner.busy
     job = blocker.args[0]
     (b,) = second.metadata["amvlm"]["image_ids"]
-    assert a != b and sorted(job.training_set.labeled) == sorted([a, b])
+    assert a != b and sorted(job.training_set.labeled + job.heldback) == sorted([a, b]) and len(job.heldback) == 1
     w.cancel_retrain()
     qtbot.waitUntil(lambda: not w.runner.busy, timeout=TIMEOUT_MS)
 

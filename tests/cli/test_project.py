@@ -62,13 +62,23 @@ def test_status_lists_states_and_rounds(tmp_path: Path, capsys: pytest.CaptureFi
     save_file({"w": np.zeros(2, np.float32)}, str(tmp_path / "model.safetensors"))
     model = project.add_model(tmp_path / "model.safetensors").sha256
     project.write_prediction(a, np.ones((8, 8), np.uint8), model=model)
-    project.mark_corrected(b, np.ones((8, 8), np.uint8), author="alice")
-    project.record_round(model=model, settings={"epochs": 1}, seed=3, metrics={"dice": 0.25})
+    project.write_prediction(b, np.ones((8, 8), np.uint8), model=model)
+    fixed = np.ones((8, 8), np.uint8)
+    fixed[:2] = 0  # 16 of 64 pixels changed
+    project.mark_corrected(b, fixed, author="alice")
+    project.record_round(model=model, settings={"epochs": 1}, seed=3, installed=False,
+                         metrics={"heldback_dice_before": 0.7, "heldback_dice_after": 0.65},
+                         images={"heldback": [b]})  # fmt: skip
     code, out, _ = run(capsys, "status", project.root, "--list")
     assert code == 0 and "3 images (1 unlabeled, 1 predicted, 1 corrected); 1 models, 1 rounds" in out
-    assert f"round 1: model {model[:12]} seed 3" in out
+    lines = out.splitlines()
+    row = lines[[k for k, line in enumerate(lines) if line.startswith("round")][0] + 1].split()
+    assert row[:7] == ["1", "1", "25.0", "%", "1", "70.0", "->"] and row[7:] == ["65.0", "kept", "the", "previous"]
     assert f"{a}\tpredicted\t" in out and f"{b}\tcorrected\t" in out
     assert Project.open(project.root).status(a) is Status.PREDICTED  # status changed nothing
+    code, out, _ = run(capsys, "status", project.root, "--json")
+    (loop,) = json.loads(out)["loop"]
+    assert loop["changed"] == 25.0 and loop["dice_before"] == 70.0 and not loop["installed"]
 
 
 @pytest.mark.parametrize(

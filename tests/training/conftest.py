@@ -8,18 +8,21 @@ from napari_amvlm.project import Project
 
 from ..conftest import SAMPLE_DATA
 
-QATA_IMAGES = sorted((SAMPLE_DATA / "qata" / "images").glob("*.png"))[:3]
+QATA_IMAGES = sorted((SAMPLE_DATA / "qata" / "images").glob("*.png"))[:4]
 
 
 @pytest.fixture
 def project(tmp_path):
-    """Three real X-rays; the first is corrected (its expert mask), the first two have prompts."""
+    """Four real X-rays: the first and the last are corrected (their expert masks), all but the third have prompts
+    (a round needs two corrected images: one is held back to judge the new weights)."""
     from napari_amvlm.io import read_mask
 
     p = Project.create(tmp_path / "proj")
     ids = p.add_images(QATA_IMAGES)
-    mask = read_mask(SAMPLE_DATA / "qata" / "masks" / f"mask_{QATA_IMAGES[0].name}")
     p.add_prompt(ids[0], "lower left lung", author="tester")
     p.add_prompt(ids[1], "lower right lung", author="tester")
-    p.mark_corrected(ids[0], mask, author="tester")
+    p.add_prompt(ids[3], "bilateral pulmonary infection", author="tester")
+    for k in (0, 3):
+        mask = read_mask(SAMPLE_DATA / "qata" / "masks" / f"mask_{QATA_IMAGES[k].name}")
+        p.mark_corrected(ids[k], mask, author="tester")
     return p

@@ -101,7 +101,8 @@ def _pretrain_resume_steps(out, tiny_json):
 def test_stem_starts_from_a_trained_unet_and_stays_fixed(tmp_path, tiny_cfg, tiny_amvlm_dir):
     """--init-stem copies the segmenter's U-Net encoder into the hybrid tower; --freeze-stem keeps it there."""
     from napari_amvlm.config import SegmenterConfig, UNetConfig
-    from napari_amvlm.model.hub import load_model as load_amvlm, save_segmenter
+    from napari_amvlm.model.hub import load_model as load_amvlm
+    from napari_amvlm.model.hub import save_segmenter
     from napari_amvlm.model.segmenter import TextGuidedSegmenter
 
     torch.manual_seed(1)

@@ -13,7 +13,7 @@ import pytest
 
 from napari_amvlm.model.hub import ModelLoadError, load_segmenter
 from napari_amvlm.project import Project
-from napari_amvlm.training import rounds
+from napari_amvlm.training import round_guard, rounds
 from napari_amvlm.training.events import StepEvent
 from napari_amvlm.training.round_models import latest_round_model
 from napari_amvlm.training.rounds import JobState, RetrainJob, RetrainSettings
@@ -67,7 +67,7 @@ def test_not_a_model_folder_is_refused_before_any_process(project, tmp_path):
     assert job.pid is None and job.state is JobState.NEW
 
 
-def test_round_succeeds_validates_and_records(project, tiny_seg_dir):
+def test_round_succeeds_validates_and_records(project, tiny_seg_dir, monkeypatch):
     labels = _human_labels(project)
     base_bytes = (tiny_seg_dir / "segmenter.safetensors").read_bytes()
     job = RetrainJob(project, tiny_seg_dir, _settings(max_steps=2))
@@ -77,13 +77,19 @@ def test_round_succeeds_validates_and_records(project, tiny_seg_dir):
     assert job.wait(timeout=180) is JobState.SUCCEEDED, job.message
     steps = [e for e in job.events if isinstance(e, StepEvent)]
     assert [s.step for s in steps] == [1, 2] and "loss" in steps[-1].losses
+    assert len(job.heldback) == 1 and job.heldback[0] in project.image_ids("corrected")
+    assert cmd[cmd.index("--labeled") + 1:cmd.index("--init")] == job.training_set.labeled
+    assert job.heldback[0] not in job.training_set.labeled + job.training_set.unlabeled  # never trained on
+    monkeypatch.setattr(round_guard.GuardVerdict, "install", property(lambda self: True))  # random weights
     result = job.finalize("cpu")
+    assert result.installed and "held-back" in result.message
     assert result.index == 1 and result.folder == project.root / "models" / "round-001"
     assert not (result.folder / "resume.safetensors").exists()
     assert load_segmenter(result.folder) is not None and result.segmenter is not None
     (rnd,) = Project.open(project.root).rounds()
     assert rnd.model == result.model_sha and rnd.base_model is not None and "loss" in rnd.metrics
-    assert rnd.images["labeled"] == project.image_ids("corrected")
+    assert sorted(rnd.images["labeled"] + rnd.images["heldback"]) == sorted(project.image_ids("corrected"))
+    assert {"heldback_dice_before", "heldback_dice_after"} <= rnd.metrics.keys() and rnd.installed
     assert latest_round_model(Project.open(project.root)) == result.folder
     assert _human_labels(Project.open(project.root)) == labels
     assert (tiny_seg_dir / "segmenter.safetensors").read_bytes() == base_bytes
