@@ -274,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="RetrainSettings fields for both training arms (default: the plugin's)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="CPU threads for inference and for each round's process (default: PyTorch's choice)")
     ap.add_argument("--seed", type=int, default=0, help="seeds the pile sample, the random order and the rounds")
     ap.add_argument("--work", required=True, help="folder for the arms' projects (must not exist)")
     ap.add_argument("--out", help="write OUT.json and OUT.png (default: WORK/loop)")
@@ -282,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.work} exists: give a new --work folder")
     import torch
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.threads:  # the simulator's own inference, and (unless --set cpu_threads=...) each round's process
+        torch.set_num_threads(args.threads)
+        args.set = [f"cpu_threads={args.threads}", *args.set]
     records = _load_pile(args.pile, args.limit, args.seed)
     score_records = _load_pile(args.score, args.score_limit, args.seed) if args.score else []
     settings_kw = _settings_kw(args.set)

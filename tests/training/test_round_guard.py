@@ -121,7 +121,7 @@ def test_a_real_round_never_lowers_the_heldback_dice_of_the_weights_in_use(tmp_p
             p.mark_corrected(image_id, read_mask(SAMPLE_DATA / "qata" / row["mask"]), author="tester")
     job = RetrainJob(p, BUNDLED, RetrainSettings(device="cpu", max_steps=6, seed=0))
     job.start()
-    assert job.wait(timeout=600) is JobState.SUCCEEDED, job.message
+    assert job.wait(timeout=1800) is JobState.SUCCEEDED, job.message
     result = job.finalize("cpu")
     in_use = latest_round_model(Project.open(p.root)) or BUNDLED
     assert (in_use == result.folder) == result.installed
