@@ -161,7 +161,11 @@ def run_arm(arm: str, args, records, score_records, settings_kw: dict) -> list[R
                                       "seed": args.seed})
         t0 = time.perf_counter()
         job = RetrainJob(project, folder, settings)
-        job.start()
+        try:
+            job.start()
+        except ValueError as err:  # what the widget would say (e.g. too few corrected images to hold one back)
+            print(f"[{arm}] round {r + 1} refused: {err}", flush=True)
+            continue
         if job.wait() is not JobState.SUCCEEDED:
             raise RuntimeError(f"{arm} round {r + 1} failed: {job.message}")
         result = job.finalize("cpu")

@@ -57,7 +57,11 @@ class _Trainable(nn.Module):
         self.textmask = seg.textmask
 
     def forward(self, student_view, tokens, grid, sentence, texts):
-        tm = self.textmask(tokens, grid, sentence, student_view.shape[-2:], texts) if self.textmask is not None else None
+        tm = None
+        if self.textmask is not None:
+            learns = any(p.requires_grad for p in self.textmask.parameters())
+            with torch.set_grad_enabled(learns and torch.is_grad_enabled()):  # a kept decoder needs no graph
+                tm = self.textmask(tokens, grid, sentence, student_view.shape[-2:], texts)
         return self.unet(student_view), tm
 
 
