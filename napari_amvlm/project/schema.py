@@ -187,7 +187,7 @@ def _settings(v: Any, field: str) -> None:
 
 _round = _record(RoundRecord, {
     "index": _int(1), "model": _sha, "base_model": _optional(_sha), "settings": _settings,
-    "seed": _int(-(2**63), 2**64), "metrics": _metrics, "time": _str, "images": _image_lists,
+    "seed": _int(-(2**63), 2**64), "metrics": _metrics, "time": _str, "images": _image_lists, "installed": _bool,
 })  # fmt: skip
 
 
