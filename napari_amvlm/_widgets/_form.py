@@ -213,7 +213,10 @@ class Form:
         self.progress.setEnabled(False)
         self.progress.setTextVisible(True)
         self.loop_plot = LoopPlot()  # per round: held-back Dice of the weights in use, share of masks changed
-        self.loop_info = QLabel("No Retrain round yet.")
+        self.loop_plot.set_rows([])
+        self.loop_info = _tip(QLabel("No Retrain round yet."), "How the Retrain rounds did on the corrected images "
+                              "they held back, and how much of the model's masks you still change.")
+        self.loop_info.setVisible(False)
         self.loop_info.setWordWrap(True)
         box = QGroupBox("Training")
         form = QFormLayout(box)

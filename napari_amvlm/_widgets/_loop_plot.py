@@ -42,6 +42,7 @@ class LoopPlot(QWidget):
     def set_rows(self, rows: list[LoopRound]) -> None:
         self.rows = list(rows)
         self.setToolTip("<pre>" + history_table(self.rows) + "</pre>")
+        self.setVisible(bool(self.rows))  # (no room taken before the first round)
         self.update()
 
     def points(self) -> list[tuple[float, float | None, float | None, bool]]:

@@ -75,6 +75,7 @@ class ProjectActions:
         self.ui.project_info.setToolTip(str(p.root))
         self.ui.loop_plot.set_rows(history)
         self.ui.loop_info.setText(summary(history, pending))
+        self.ui.loop_info.setVisible(bool(history) or pending[0] > 0)  # (no room taken before there is news)
 
     def _browse_open_project(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open an AMVLM project folder")
