@@ -78,7 +78,7 @@ def test_round_succeeds_validates_and_records(project, tiny_seg_dir, monkeypatch
     steps = [e for e in job.events if isinstance(e, StepEvent)]
     assert [s.step for s in steps] == [1, 2] and "loss" in steps[-1].losses
     assert len(job.heldback) == 1 and job.heldback[0] in project.image_ids("corrected")
-    assert cmd[cmd.index("--labeled") + 1:cmd.index("--init")] == job.training_set.labeled
+    assert cmd[cmd.index("--labeled") + 2:] == job.training_set.labeled
     assert job.heldback[0] not in job.training_set.labeled + job.training_set.unlabeled  # never trained on
     monkeypatch.setattr(round_guard.GuardVerdict, "install", property(lambda self: True))  # random weights
     result = job.finalize("cpu")
