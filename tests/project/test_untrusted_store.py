@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -96,13 +97,34 @@ def test_trash_naming_a_live_array_of_the_project_is_refused(world):
 
 # ----------------------------------------------------------------------------------- symbolic links
 def test_arrays_folder_linked_elsewhere_is_refused_before_any_write(world):
+    """The reported case: the project's arrays (its human label included) moved into a folder outside it that also
+    holds someone's files, and ``arrays`` linked there. An add would write its array there, and the orphan sweep
+    after the first write would delete every file of that folder the manifest does not name."""
+    import imageio.v3 as iio
+
     w, root = world, world["project"].root
-    os.rename(root / "arrays", w["tmp"] / "moved-arrays")
-    os.symlink(w["decoys"].root, root / "arrays")
-    proc = run_amvlm("project", "add", root, w["cwd"] / "napari_amvlm" / "__init__.py", cwd=w["cwd"])
+    elsewhere = w["tmp"] / "elsewhere"
+    os.rename(root / "arrays", elsewhere)
+    (elsewhere / "thesis.txt").write_text("a colleague's thesis\n")
+    (elsewhere / "scans").mkdir()
+    (elsewhere / "scans" / "scan.bin").write_bytes(os.urandom(256))
+    os.symlink(elsewhere, root / "arrays")
+    digest = tree_digest(elsewhere)
+    image = w["tmp"] / "new.png"
+    iio.imwrite(image, np.full((30, 30), 7, np.uint8))
+    proc = run_amvlm("project", "add", root, image, cwd=w["cwd"])  # its first write would sweep orphans
     assert_one_clear_line(proc, str(root / "arrays"), "not a link")
     with pytest.raises(CorruptProjectError, match="not a link"):
         Project.open(root, mode="r")
+    with pytest.raises(CorruptProjectError, match="not a link"):
+        Project.open(root, validate=False).compact()  # a write that sweeps every orphan at once
+    assert tree_digest(elsewhere) == digest, "the folder the link names was changed"
+    assert (elsewhere / "thesis.txt").is_file() and (elsewhere / "scans" / "scan.bin").is_file()
+    os.remove(root / "arrays")
+    os.rename(elsewhere / "thesis.txt", w["tmp"] / "thesis.txt")
+    shutil.rmtree(elsewhere / "scans")
+    os.rename(elsewhere, root / "arrays")
+    assert _labels(root) == w["labels"] and len(Project.open(root, mode="r").image_ids()) == 2
     _nothing_reached_outside(w)
 
 
