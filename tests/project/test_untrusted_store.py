@@ -208,6 +208,23 @@ def test_duplicate_names_are_refused_and_export_never_merges_two_masks(world, tm
     assert not (tmp_path / "out").exists()
 
 
+def test_the_export_checks_each_name_it_turns_into_a_file_name(world):
+    """Defence in depth: a name that got past the manifest's schema (here changed in memory) is refused before
+    anything is written."""
+    w, root = world, world["project"].root
+    outside = w["tmp"] / "x.png"
+    outside.write_bytes(b"a file someone keeps")
+    p = Project.open(root)
+    first = p.image_ids()[0]
+    p._m["images"][first]["name"] = "../x"
+    out = w["tmp"] / "export"
+    with pytest.raises(ValueError, match=r"the mask file name '\.\./x\.png' cannot be used as a file name"):
+        p.export_masks(out, overwrite=True)
+    assert outside.read_bytes() == b"a file someone keeps" and not out.exists()
+    assert _labels(root) == w["labels"]
+    _nothing_reached_outside(w)
+
+
 # ------------------------------------------------------------------------------- codecs that run code
 class _Payload:
     def __init__(self, marker: Path) -> None:
