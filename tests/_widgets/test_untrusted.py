@@ -81,10 +81,13 @@ def test_crafted_projects_are_one_line_in_the_status_bar(docked, qtbot, tmp_path
     elif craft == "arrays link":
         (p.root / "arrays").rename(tmp_path / "elsewhere")
         (p.root / "arrays").symlink_to(tmp_path / "elsewhere")
-    else:
-        edit_manifest(p.root, lambda m: next(iter(m["images"].values())).update(shape=[100_000, 100_000]))
+    else:  # the image array's metadata (the manifest still says 40 x 40): the array's own limit refuses it
+        zarray = p.root / "arrays" / p.image(p.image_ids()[0]).array / ".zarray"
+        zarray.write_text(json.dumps({**json.loads(zarray.read_text()), "shape": [100_000, 100_000]}))
     n_layers, model = len(viewer.layers), w.model.sha
     text = _open(qtbot, w, p.root)
     assert text.startswith("Cannot open the project:") and str(p.root) in text, text
+    if craft == "huge declared shape":
+        assert "its shape [100000, 100000] is larger than one image may be" in text, text
     assert len(viewer.layers) == n_layers and w.model.sha == model
     assert w.project is None or w.project.root != p.root

@@ -273,41 +273,57 @@ def _second_image(w: dict) -> Path:
     return p.root / "arrays" / p.image(p.image_ids()[1]).array
 
 
-def _huge_shape(w: dict) -> None:  # a 36 KB project declaring 100000 x 100000 pixels
+def _huge_shape(w: dict) -> Path:  # a 36 KB project whose image array declares 100000 x 100000 pixels
     array = _second_image(w)
-    _zarray(array, shape=[100_000, 100_000], chunks=[512, 512])
-    image = w["project"].image_ids()[1]
-    edit_manifest(w["project"].root, lambda m: m["images"][image].update(shape=[100_000, 100_000]))
+    _zarray(array, shape=[100_000, 100_000], chunks=[512, 512])  # (the manifest still says 40 x 48)
+    return array
 
 
-def _huge_chunk(w: dict) -> None:  # one zlib chunk of a few hundred KB that inflates to 169 MB
-    import zlib
+def _zstd_zeros(n: int) -> bytes:
+    """A zstd frame (what the store writes) that truly decodes into ``n`` zero bytes: 4 bytes a 128 KiB block."""
+    blocks, left = [], n
+    while left:
+        size = min(left, 1 << 17)
+        left -= size
+        blocks.append((int(not left) | (1 << 1) | (size << 3)).to_bytes(3, "little") + b"\0")  # an RLE block
+    return bytes([0x28, 0xB5, 0x2F, 0xFD, 0xE0]) + n.to_bytes(8, "little") + b"".join(blocks)
 
+
+def _huge_chunk(w: dict) -> Path:  # one zstd chunk of 5 KB that inflates to 169 MB, in a consistent project
     array = _second_image(w)
-    _zarray(array, shape=[13_000, 13_000], chunks=[13_000, 13_000], compressor={"id": "zlib", "level": 9})
+    _zarray(array, shape=[13_000, 13_000], chunks=[13_000, 13_000])
     image = w["project"].image_ids()[1]
     edit_manifest(w["project"].root, lambda m: m["images"][image].update(shape=[13_000, 13_000]))
-    z, block = zlib.compressobj(9), bytes(13_000)
-    data = b"".join(z.compress(block) for _ in range(13_000)) + z.flush()
-    (array / "0.0").write_bytes(data)
+    (array / "0.0").write_bytes(_zstd_zeros(13_000 * 13_000))
+    return array
 
 
-def _lying_header(w: dict) -> None:  # a human label's zstd chunk whose frame header declares 8 GiB
+def _lying_header(w: dict) -> Path:  # a human label's zstd chunk whose frame header declares 8 GiB
     array = w["project"].root / "arrays" / _human_array(w["project"])
     header = bytes([0x28, 0xB5, 0x2F, 0xFD, 0xE0]) + (8 << 30).to_bytes(8, "little")  # single segment, 8-byte size
     rle_block = (1 | (1 << 1) | ((1 << 17) << 3)).to_bytes(3, "little") + b"\0"  # last block: 128 KiB of zeros
     (array / "0.0").write_bytes(header + rle_block)
+    return array
 
 
-@pytest.mark.parametrize("craft", [_huge_shape, _huge_chunk, _lying_header], ids=lambda f: f.__name__[1:])
-def test_declared_sizes_are_bounded_before_allocating(world, craft):
+# (craft, words of the refusal: the array's own limits, never the manifest's schema)
+SIZES = [
+    (_huge_shape, "cannot be opened: its shape [100000, 100000] is larger than one image may be (178,956,970"),
+    (_huge_chunk, "cannot be opened: its chunks [13000, 13000] are not chunks this store writes"),
+    (_lying_header, "does not decode into one chunk of 1,920 bytes (its header says 8589934592)"),
+]
+
+
+@pytest.mark.parametrize(("craft", "words"), [pytest.param(*case, id=case[0].__name__[1:]) for case in SIZES])
+def test_declared_sizes_are_bounded_before_allocating(world, craft, words):
     w, root = world, world["project"].root
-    craft(w)
+    array = craft(w)
     code = (f"from napari_amvlm._reader import read_project\nfor layer in read_project({str(root)!r}):\n"
             "    import numpy as np; np.asarray(layer[0])")  # fmt: skip
     proc = run_python(code, w["cwd"])
     assert proc.returncode == 1 and "CorruptProjectError" in proc.stderr and "MemoryError" not in proc.stderr, \
         proc.stderr[-2000:]
+    assert words in proc.stderr and str(array) in proc.stderr, proc.stderr[-2000:]
     proc = run_amvlm("project", "export", root, w["tmp"] / "out", cwd=w["cwd"])
-    assert_one_clear_line(proc, str(root))
+    assert_one_clear_line(proc, str(array), words)
     _nothing_reached_outside(w)
