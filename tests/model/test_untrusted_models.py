@@ -108,9 +108,12 @@ def test_a_189_mb_vocabulary_is_refused_unread(tiny_seg_dir, place):
     model = place["tmp"] / "m"
     shutil.copytree(tiny_seg_dir, model)
     _sparse(model / "vocabulary.txt", 189 << 20)
-    proc = run_amvlm("segment", "--model", model, "--image", IMAGE, "--text", "left lung", "--out",
-                     place["tmp"] / "mask.png", cwd=place["cwd"])  # fmt: skip
+    out = place["tmp"] / "mask.png"
+    proc = run_amvlm("segment", "--model", model, "--image", IMAGE, "--text", "left lung", "--out", out,
+                     cwd=place["cwd"])  # fmt: skip
     assert_one_clear_line(proc, "vocabulary.txt is 189 MiB, more than the 8 MiB")
+    assert not out.exists() and not place["marker"].exists()
+    place["decoys"].assert_untouched()
 
 
 def test_text_encoder_files_are_bounded(tiny_seg_dir, place):
