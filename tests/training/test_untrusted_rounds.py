@@ -4,6 +4,9 @@ import a ``napari_amvlm`` from the folder the viewer was started in, even with `
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -12,7 +15,7 @@ from napari_amvlm.project import CorruptProjectError, Project
 from napari_amvlm.training.round_data import prepare_training_folder
 from napari_amvlm.training.rounds import JobState, RetrainJob, RetrainSettings
 
-from .._untrusted import Decoys, edit_manifest, shadow_cwd
+from .._untrusted import Decoys, edit_manifest, shadow_cwd, tree_digest
 
 
 def _settings(**kw) -> RetrainSettings:
@@ -28,6 +31,47 @@ def test_a_project_whose_ids_are_paths_or_options_never_reaches_a_round(project,
     with pytest.raises(CorruptProjectError, match="must be usable as a file name"):
         Project.open(project.root)
     decoys.assert_untouched()
+
+
+def test_a_round_of_a_project_whose_id_became_a_path_writes_nothing_outside(project, tiny_seg_dir, tmp_path):
+    """The reported case end to end: the widget holds a project open; its manifest on disk now names an image
+    ``../../../../<somewhere>/x``, which from the round's ``images`` and ``masks`` folders is ``<somewhere>/x``.
+    Retrain refreshes the project and refuses it, naming the rule, before any file is written."""
+    import tempfile
+
+    from napari_amvlm.io import read_mask
+
+    from ..conftest import SAMPLE_DATA
+    from .conftest import QATA_IMAGES
+
+    second = project.image_ids()[1]
+    project.mark_corrected(second, read_mask(SAMPLE_DATA / "qata" / "masks" / f"mask_{QATA_IMAGES[1].name}"),
+                           author="tester")  # fmt: skip
+    labels = {i: np.asarray(project.read_mask(i, "human")[...]).tobytes() for i in project.image_ids("corrected")}
+    assert len(labels) == 2
+    humans = {project.mask_record(i, "human").array for i in labels}
+    digests = {a: tree_digest(project.root / "arrays" / a) for a in humans}
+    decoys = Decoys(tmp_path / "decoys")
+    # from <tmp>/amvlm-round-XXXX/data/images (where prepare() writes) up to "/", then down to tmp_path
+    temp = Path(os.path.realpath(tempfile.gettempdir()))
+    crafted = "../" * (len(temp.parts) + 2) + str(tmp_path).lstrip("/") + "/x"
+    target = tmp_path / "x.tif"
+    assert os.path.normpath(temp / "amvlm-round-0" / "data" / "images" / f"{crafted}.tif") == str(target)
+    manifest, around = (project.root / "amvlm-project.json").read_bytes(), sorted(tmp_path.iterdir())
+    edit_manifest(project.root, lambda m: m["images"].update({crafted: {**m["images"].pop(second), "id": crafted}}))
+    job = RetrainJob(project, tiny_seg_dir, _settings(max_steps=1))  # what the widget's Retrain does
+    rule = r"is refused: images\['\.\./\.\./.*\]\.id must be usable as a file name \(letters, digits"
+    with pytest.raises(CorruptProjectError, match=rule):
+        job.start()
+    assert job.state is JobState.NEW and job.training_set is None
+    assert not target.exists() and not target.with_suffix(".png").exists()
+    assert sorted(tmp_path.iterdir()) == around
+    assert not (project.root / "models").exists()
+    decoys.assert_untouched()
+    assert {a: tree_digest(project.root / "arrays" / a) for a in humans} == digests
+    (project.root / "amvlm-project.json").write_bytes(manifest)
+    reopened = Project.open(project.root)
+    assert {i: np.asarray(reopened.read_mask(i, "human")[...]).tobytes() for i in labels} == labels
 
 
 def test_the_export_checks_each_id_it_turns_into_a_file_name(project, tmp_path):
