@@ -223,18 +223,35 @@ def _guard(row: RoundRow) -> str | None:
     return f"{row.heldback_before:.1f} -> {row.heldback_after:.1f} {'installed' if row.installed else 'kept'}"
 
 
+def _vs_none(rows: dict[str, list[RoundRow]], arm: str) -> list[tuple[int, float]]:
+    """(corrected, mean Dice difference to ``none`` on the images uncorrected in both) per round of ``arm``."""
+    base = rows["none"]
+    out = []
+    for k, row in enumerate(rows[arm][: len(base)]):
+        common = sorted(set(row.dice) & set(base[k].dice))
+        if common:
+            out.append((row.corrected, float(np.mean([row.dice[i] - base[k].dice[i] for i in common]))))
+    return out
+
+
 def plot(rows: dict[str, list[RoundRow]], path: Path, title: str) -> Path:
+    """Left: each arm's Dice against no retraining on the images uncorrected in both (the arms correct different
+    images in the uncertain order, so their own means are not comparable); its mean Dice without ``none``.
+    Right: edit effort."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    paired = "none" in rows
     for arm, arm_rows in rows.items():
-        a.plot([r.corrected for r in arm_rows], [r.mean_dice for r in arm_rows], marker="o", label=arm)
+        pts = _vs_none(rows, arm) if paired else [(r.corrected, r.mean_dice) for r in arm_rows]
+        a.plot([c for c, _ in pts], [d for _, d in pts], marker="o", label=arm)
         eff = [(r.corrected, r.mean_effort) for r in arm_rows if r.mean_effort is not None]
         b.plot([c for c, _ in eff], [e for _, e in eff], marker="o", label=arm)
-    a.set(xlabel="images corrected", ylabel="Dice on the images not yet corrected (%)", title=title)
+    a.set(xlabel="images corrected", title=title,
+          ylabel="Dice vs no retraining, same images (points)" if paired else "Dice on the images not yet corrected (%)")
     b.set(xlabel="images corrected", ylabel="pixels changed per corrected image (%)", title="edit effort")
     for ax in (a, b):
         ax.grid(alpha=0.3)
@@ -244,6 +261,31 @@ def plot(rows: dict[str, list[RoundRow]], path: Path, title: str) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _report(rows: dict[str, list[RoundRow]], out: Path, title: str, record: dict) -> None:
+    """Print the table, write OUT.png and OUT.json (``record``: what made the rows)."""
+    table = compare(rows)
+    print()
+    print_table(table, HEADER)
+    png = plot(rows, out.with_suffix(".png"), title)
+    write_json(out.with_suffix(".json"), {
+        **record, "title": title,
+        "table": [dict(zip(HEADER, (str(c) if c is not None else None for c in t))) for t in table],
+        "rows": {arm: [asdict(r) for r in arm_rows] for arm, arm_rows in rows.items()},
+    })  # fmt: skip
+    print(f"\nwrote {out.with_suffix('.json')} and {png}")
+
+
+def replot(path: Path, out: Path | None) -> None:
+    """The table and plot again from a JSON this script wrote (to OUT, default: beside it)."""
+    import json
+
+    data = json.loads(path.read_text())
+    rows = {arm: [RoundRow(**r) for r in arm_rows] for arm, arm_rows in data["rows"].items()}
+    a = data["args"]
+    title = data.get("title") or f"{Path(a['pile']).name}: {a['per_round']} per round ({a['order']})"
+    _report(rows, out or path.with_suffix(""), title, {k: data[k] for k in ("command", "args", "settings")})
 
 
 def _settings_kw(pairs: list[str]) -> dict:
@@ -267,8 +309,8 @@ def _settings_kw(pairs: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", required=True, help="the starting model folder")
-    ap.add_argument("--pile", required=True, help="labeled image,mask,text folder: the images to annotate")
+    ap.add_argument("--model", help="the starting model folder (required unless --replot)")
+    ap.add_argument("--pile", help="labeled image,mask,text folder: the images to annotate (required unless --replot)")
     ap.add_argument("--limit", type=int, help="a random sample of this many pile images (seeded)")
     ap.add_argument("--score", help="another labeled folder scored after each round (e.g. valid)")
     ap.add_argument("--score-limit", type=int, help="a random sample of this many --score images")
@@ -281,9 +323,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads for inference and for each round's process (default: PyTorch's choice)")
     ap.add_argument("--seed", type=int, default=0, help="seeds the pile sample, the random order and the rounds")
-    ap.add_argument("--work", required=True, help="folder for the arms' projects (must not exist)")
+    ap.add_argument("--work", help="folder for the arms' projects (must not exist; required unless --replot)")
     ap.add_argument("--out", help="write OUT.json and OUT.png (default: WORK/loop)")
+    ap.add_argument("--replot", type=Path, metavar="JSON", help="only print the table and redraw the plot of a run")
     args = ap.parse_args(argv)
+    if args.replot:
+        replot(args.replot, Path(args.out) if args.out else None)
+        return 0
+    missing = [f"--{k}" for k in ("model", "pile", "work") if not getattr(args, k)]
+    if missing:
+        ap.error(f"{', '.join(missing)} required")
     if Path(args.work).exists():
         raise SystemExit(f"{args.work} exists: give a new --work folder")
     import torch
@@ -295,18 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     score_records = _load_pile(args.score, args.score_limit, args.seed) if args.score else []
     settings_kw = _settings_kw(args.set)
     rows = {arm: run_arm(arm, args, records, score_records, settings_kw) for arm in args.arms}
-    table = compare(rows)
-    print()
-    print_table(table, HEADER)
     out = Path(args.out or Path(args.work) / "loop")
     title = f"{Path(args.pile).name}: {len(records)} images, {args.per_round} per round ({args.order})"
-    png = plot(rows, out.with_suffix(".png"), title)
-    write_json(out.with_suffix(".json"), {
-        "command": " ".join(sys.argv), "args": vars(args), "settings": settings_kw,
-        "table": [dict(zip(HEADER, (str(c) if c is not None else None for c in t))) for t in table],
-        "rows": {arm: [asdict(r) for r in arm_rows] for arm, arm_rows in rows.items()},
-    })  # fmt: skip
-    print(f"\nwrote {out.with_suffix('.json')} and {png}")
+    _report(rows, out, title, {"command": " ".join(sys.argv), "args": vars(args), "settings": settings_kw})
     return 0
 
 
