@@ -23,6 +23,7 @@ from ..device import resolve_device
 from ..inference import Segmenter
 from ..inference.postprocess import Cleanup
 from ..inference.prompts import read_vocabulary
+from ..inference.views import recorded_prompt
 from ..io.image import ImageError, as_image
 from ..model.hub import SEG_WEIGHTS_NAME
 from ..model.trained_on import Fit, TrainedOn, check_fit, fitting_models, image_stats, read_trained_on
@@ -130,8 +131,9 @@ def predict_planes(model: LoadedModel, project: Project, planes: Planes, image: 
             skipped.append(f"{planes.names[k]}: {err}")
         else:
             image_id = _stored(project, planes, k, plane)
-            project.write_prediction(image_id, pred.mask, model=model.sha, prompt=prompt, round=model.round,
-                                     sides=sides)
+            text, recorded_sides = recorded_prompt(prompt, sides, planes.orientation)
+            project.write_prediction(image_id, pred.mask, model=model.sha, prompt=text, round=model.round,
+                                     sides=recorded_sides)
             out.append(PlanePrediction(index, image_id, pred.mask, pred.uncertainty))
         report and report(k + 1)
     if not out:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..io.image import DIRECTION_NAMES, Image, Orientation
+from ..data.text import flip_text_horizontal
+from .prompts import to_model_sides
 
 STANDARD_ROWS = "L"  # along a row (to the image's right) lies the patient's left
 STANDARD_COLUMNS = {"H": "F", "F": "F", "A": "P", "P": "P"}  # down a column: the feet (frontal), posterior (axial)
@@ -95,3 +97,20 @@ def read_sides(orientation: Orientation | None, sides: str) -> View:
     how = "as it is" if view.identity else "turned into the standard view (patient's left on the image's right)"
     note = f"left/right: the patient's, read from the file: {_describe(orientation)}; segmented {how}"
     return View(view.transpose, view.flip_rows, view.flip_columns, "patient", note)
+
+
+def recorded_prompt(text: str, sides: str, orientation: Orientation | None) -> tuple[str, str]:
+    """``(text, sides)`` to record with an image's pixels, which keep no orientation: a patient-convention prompt
+    on an image whose file says how the patient lies is rewritten into the image's own sides as displayed (on a
+    mirrored film the patient's left is the image's left), so that a Retrain round or a later prompt reads it right
+    without the file. Otherwise (no orientation, the image's convention, or left/right running down a quarter-turned
+    image, which image-side words cannot say) it is recorded as written."""
+    if sides != "patient" or orientation is None:
+        return text, sides
+    view = read_sides(orientation, sides)
+    if view.sides == "image":  # left/right do not run across the image: it was read in the image's sides
+        return text, "image"
+    if view.transpose:
+        return text, sides
+    standard = to_model_sides(text, "patient")  # the image's sides once turned into the standard view
+    return (flip_text_horizontal(standard) if view.flip_columns else standard), "image"

@@ -29,6 +29,9 @@ def test_a_dicom_film_opens_with_its_spacing_and_segments_in_the_patient_s_conve
     status = w.ui.status.text()
     assert "left/right: the patient's, read from the file" in status and "Patient Orientation" in status
     assert labels.metadata["amvlm"]["sides"] == "patient" and tuple(labels.scale) == (0.2, 0.2)
+    (image_id,) = labels.metadata["amvlm"]["image_ids"]  # the project keeps pixels, not the file's orientation:
+    prompt = w.project.prompts(image_id)[-1]  # the prompt is recorded in the image's sides (what a round reads)
+    assert (prompt.text, prompt.sides) == ("lower left lung", "image")
 
 
 def test_a_film_without_orientation_keeps_the_setting_and_says_so(docked, qtbot, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_amvlm.inference.views import read_sides
+from napari_amvlm.inference.views import read_sides, recorded_prompt
 from napari_amvlm.io.image import Orientation, as_image
 
 ARRAY = np.arange(12).reshape(3, 4)
@@ -47,3 +47,19 @@ def test_impossible_orientations_are_refused(bad):
     with pytest.raises(ValueError):
         Orientation(*bad, "Patient Orientation")
     assert Orientation.from_dict({"rows": bad[0], "columns": bad[1]}) is None
+
+
+@pytest.mark.parametrize("rows, columns, sides, expected", [
+    ("L", "F", "patient", ("lower right lung", "image")),  # standard film: the patient's left on the image's right
+    ("R", "F", "patient", ("lower left lung", "image")),  # mirrored film: the patient's left on the image's left
+    ("R", "H", "patient", ("lower left lung", "image")),  # half a turn: still mirrored across
+    ("F", "L", "patient", ("lower left lung", "patient")),  # quarter turn: left/right run down the image
+    ("A", "F", "patient", ("lower left lung", "image")),  # a lateral film: read in the image's sides
+    ("R", "F", "image", ("lower left lung", "image")),  # written in the image's sides: as written
+    (None, None, "patient", ("lower left lung", "patient")),  # the file does not say
+])  # fmt: skip
+def test_a_prompt_is_recorded_in_the_image_s_sides_when_the_file_says_how_the_patient_lies(rows, columns, sides,
+                                                                                         expected):
+    """Project images keep no orientation, so what a Retrain round trains on must already mean the image's sides."""
+    orientation = Orientation(rows, columns, "Patient Orientation") if rows else None
+    assert recorded_prompt("lower left lung", sides, orientation) == expected
