@@ -106,6 +106,22 @@ def test_an_edited_mask_is_kept_as_a_draft_and_segment_asks_before_replacing_it(
     assert w.project.mask_record(a, "human").provenance.changed > 0
 
 
+def _shown_text(table, row, col) -> str:
+    """The text the table's delegate draws in a cell: elided (the view's mode) to the cell's text rectangle."""
+    from qtpy.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
+
+    index = table.model().index(row, col)
+    option = QStyleOptionViewItem()
+    option.initFrom(table.viewport())
+    option.rect = table.visualRect(index)
+    QStyledItemDelegate(table).initStyleOption(option, index)  # (what the table's own delegate does; its
+    option.textElideMode = table.textElideMode()                 # initStyleOption is not reachable from Python)
+    style = table.style()
+    rect = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, option, table)
+    margin = style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, table) + 1
+    return option.fontMetrics.elidedText(option.text, option.textElideMode, rect.width() - 2 * margin)
+
+
 def test_the_list_is_readable_in_a_1280x800_window(make_napari_viewer, qtbot, tiny_seg_dir, tmp_path, monkeypatch):
     import tempfile
 
@@ -127,6 +143,8 @@ def test_the_list_is_readable_in_a_1280x800_window(make_napari_viewer, qtbot, ti
         assert header.sectionSize(col) >= table.fontMetrics().horizontalAdvance(want), col
     assert header.sectionViewportPosition(2) + header.sectionSize(2) <= table.viewport().width() + 1
     assert header.sectionSize(2) >= table.fontMetrics().horizontalAdvance("Uncertainty")
+    shown = [_shown_text(table, row, 0) for row in range(table.rowCount())]
+    assert len(set(shown)) == len(shown), shown  # elided, the names still tell the images apart
 
 
 def test_layers_the_user_opened_are_shown_alone(docked, qtbot):
