@@ -20,6 +20,7 @@ from qtpy.QtWidgets import (
     QMenu,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -65,11 +66,12 @@ def _wrapped(text: str) -> str:
 
 
 class ElidedText(QElidingLabel):
-    """A one-line label that elides its text in the middle and shows all of it in its tooltip."""
+    """A one-line label that elides its text (in the middle, or where ``elide`` says) and shows all of it in its
+    tooltip."""
 
-    def __init__(self, text: str = "") -> None:
+    def __init__(self, text: str = "", elide: Qt.TextElideMode = Qt.TextElideMode.ElideMiddle) -> None:
         super().__init__()
-        self.setElideMode(Qt.TextElideMode.ElideMiddle)
+        self.setElideMode(elide)
         self.setText(text)
 
     def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
@@ -179,7 +181,11 @@ class Form:
         self.add_images = menu.addAction("Image files…")
         self.add_folder = menu.addAction("A folder of images…")
         self.add.setMenu(menu)
-        self.current = ElidedText("no image shown yet: segment one, or pick one below")
+        # the image shown: its name (elided on the right: its start tells images apart), then its place in the
+        # list and its status, never elided
+        self.current = ElidedText("no image shown yet: segment one, or pick one below", Qt.TextElideMode.ElideRight)
+        self.position = QLabel("")
+        self.position.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
         self.show_uncertainty = _tip(QCheckBox("Uncertainty"), "Show where the model is least sure of the image in "
                                                                "view (its latest prediction): correct there first.")
         self.previous = _tip(QPushButton("◀ Previous"), "Show the image above in the list.")
@@ -190,9 +196,10 @@ class Form:
                                          "press Enter) to show it. Previous and Next follow this order.")
         box = QGroupBox("Project")
         lay = QVBoxLayout(box)
-        for w in (self.project_info, _row(self.open_project, self.save_project, self.add),
-                  _row(self.current, self.show_uncertainty), _row(self.previous, self.next, self.next_uncertain),
-                  self.images):
+        shown = _row(self.current, self.position, self.show_uncertainty)
+        shown.layout().setStretch(0, 1)  # the name takes the width left
+        for w in (self.project_info, _row(self.open_project, self.save_project, self.add), shown,
+                  _row(self.previous, self.next, self.next_uncertain), self.images):
             lay.addWidget(w)
         outer.addWidget(box, 1)  # the list takes the height left
 

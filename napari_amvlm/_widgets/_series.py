@@ -71,10 +71,12 @@ class SeriesActions:
         p, i = self.project, self.current
         if p is None or i is None or i not in p:
             self.ui.current.setText("no image shown yet: segment one, or pick one below")
+            self.ui.position.setText("")
             return
         order = self.table.ids()
         k = order.index(i) + 1 if i in order else 0
-        self.ui.current.setText(f"{k}/{len(order)} {self._status(i)}: {p.image(i).name}")
+        self.ui.current.setText(p.image(i).name)
+        self.ui.position.setText(f"{k}/{len(order)} {self._status(i)}")
 
     # ---------------------------------------------------------------------------------- navigation
     def next_image(self, step: int = 1) -> None:

@@ -122,6 +122,19 @@ def _shown_text(table, row, col) -> str:
     return option.fontMetrics.elidedText(option.text, option.textElideMode, rect.width() - 2 * margin)
 
 
+def _drawn_labels(w) -> list[str]:
+    """The one-line texts the dock's visible labels draw in full (an eliding label draws its elided text)."""
+    from qtpy.QtWidgets import QLabel
+
+    out = []
+    for label in w.findChildren(QLabel):
+        drawn = QLabel.text(label)
+        if label.isVisible() and not label.wordWrap() and \
+                label.fontMetrics().horizontalAdvance(drawn) <= label.contentsRect().width():
+            out.append(drawn)
+    return out
+
+
 def test_the_list_is_readable_in_a_1280x800_window(make_napari_viewer, qtbot, tiny_seg_dir, tmp_path, monkeypatch):
     import tempfile
 
@@ -145,6 +158,13 @@ def test_the_list_is_readable_in_a_1280x800_window(make_napari_viewer, qtbot, ti
     assert header.sectionSize(2) >= table.fontMetrics().horizontalAdvance("Uncertainty")
     shown = [_shown_text(table, row, 0) for row in range(table.rowCount())]
     assert len(set(shown)) == len(shown), shown  # elided, the names still tell the images apart
+
+    last = table.ids()[-1]  # a long name: the current-image line shows its start, its position and whole status
+    _go(qtbot, w, w.go_to_image, last)
+    drawn = _drawn_labels(w)
+    name = w.project.image(last).name
+    assert any(text.startswith(name[: len("sub-s10327")]) for text in drawn), drawn
+    assert any("10/10" in text and "unlabeled" in text for text in drawn), drawn
 
 
 def test_layers_the_user_opened_are_shown_alone(docked, qtbot):
