@@ -7,8 +7,10 @@ Only builds widgets; the behaviour lives in :mod:`._main`.
 from __future__ import annotations
 
 import getpass
+from typing import Any
 
 from qtpy.QtCore import QSize, Qt
+from qtpy.QtGui import QTextLayout, QTextOption
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -39,6 +41,7 @@ STACK_CHOICES = ("current slice", "all slices")
 SIDE_CHOICES = (("image", "image's left/right (as displayed)"), ("patient", "patient's left/right (radiological)"))
 PLACEHOLDER = {"image": "e.g. lower left lung (left = the image's left)",
                "patient": "e.g. lower left lung (left = the patient's left)"}
+STATUS_LINES = 2  # the status line's most lines (a longer message is elided; the whole of it in the tooltip)
 WARNING_STYLE = "QLabel { color: #e8a33d; }"  # a problem the user should read before trusting the mask
 MARK = "Mark corrected"  # the button's text once the mask was edited...
 ACCEPT = "Accept as is"  # ...and while it is still what the model (or an earlier label) gave
@@ -81,6 +84,55 @@ class ElidedText(QElidingLabel):
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
         """As narrow as the dock likes: a long text is elided, it never widens the dock."""
         return QSize(self.minimumSizeHint().width(), super().sizeHint().height())
+
+
+class StatusLine(QLabel):
+    """The dock's status line: wrapped to at most STATUS_LINES lines, the last one elided, so a long message
+    never pushes the image list down; the whole message is in the tooltip when it is cut. ``text()`` is the
+    whole message. (The label is given its lines, each fitting its width: it never wraps or widens itself.)"""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._text = ""
+        self.setTextFormat(Qt.TextFormat.PlainText)
+
+    def text(self) -> str:
+        return self._text
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        self._text = text
+        self._fit()
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._fit()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        return QSize(self.minimumSizeHint().width(), super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        return QSize(self.fontMetrics().horizontalAdvance("…"), super().minimumSizeHint().height())
+
+    def _fit(self) -> None:
+        width = max(1, self.contentsRect().width())
+        wrap = QTextOption()
+        wrap.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)  # (a long path too)
+        lines = []
+        for paragraph in self._text.splitlines():
+            layout = QTextLayout(paragraph, self.font())
+            layout.setTextOption(wrap)
+            layout.beginLayout()
+            while (line := layout.createLine()).isValid():
+                line.setLineWidth(width)
+                lines.append(paragraph[line.textStart(): line.textStart() + line.textLength()].strip())
+            layout.endLayout()
+        kept = lines
+        if len(lines) > STATUS_LINES:  # the last line shown holds the rest, elided
+            kept = [*lines[: STATUS_LINES - 1], " ".join(lines[STATUS_LINES - 1:])]
+        shown = [self.fontMetrics().elidedText(ln, Qt.TextElideMode.ElideRight, width) for ln in kept]
+        if "\n".join(shown) != QLabel.text(self):
+            super().setText("\n".join(shown))
+        self.setToolTip(_wrapped(self._text) if len(lines) > STATUS_LINES or shown != kept else "")
 
 
 class PromptEdit(QElidingLineEdit):
@@ -135,8 +187,8 @@ class Form:
         self.switch_model.setVisible(False)
         box = QGroupBox("Model")
         form = QFormLayout(box)
-        form.addRow("Folder", _row(self.model_path, self.browse_model))
-        form.addRow("Device", self.device)
+        # (the device in the folder's row: the image list keeps its height at 1280x800)
+        form.addRow("Folder", _row(self.model_path, self.browse_model, self.device))
         form.addRow(self.model_info)
         form.addRow(self.fit_warning)
         form.addRow(self.switch_model)
@@ -227,15 +279,13 @@ class Form:
         self.loop_info.setWordWrap(True)
         box = QGroupBox("Training")
         form = QFormLayout(box)
-        form.addRow("Epochs", self.epochs)
-        form.addRow(_row(self.retrain, self.cancel))
+        form.addRow("Epochs", _row(self.epochs, self.retrain, self.cancel))  # (one row, like Folder)
         form.addRow(self.progress)
         form.addRow(self.loop_plot)
         form.addRow(self.loop_info)
         outer.addWidget(box)
 
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = StatusLine()
         outer.addWidget(self.status)
         self.show_sides()
 

@@ -141,8 +141,7 @@ class AMVLMWidget(QWidget, ModelActions, CorrectActions, ProjectActions, SeriesA
         """Show a message in the dock's status line; problems (``warn``) also as a napari notification, which
         closes by itself after a few seconds. (Routine messages are not notifications: each toast repaints the
         whole window for its fade-in, which is what makes a viewer stutter on a software-rendered display.)"""
-        self.ui.status.setText(text)
-        self.ui.status.setToolTip(text if len(text) > 200 else "")
+        self.ui.status.setText(text)  # (the whole of a message cut short is in its tooltip)
         if warn:
             show_warning(text)
             QTimer.singleShot(TOAST_MS, partial(_close_toasts, text))
