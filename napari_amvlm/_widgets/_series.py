@@ -237,6 +237,7 @@ class SeriesActions:
             self.set_prompt(prompts[-1].text, prompts[-1].sides)
         self.table.select(image_id)
         self._show_current()
+        self.check_image_fit()  # (the selected mask layer may be the same: its image changed)
         self.update_mark_button()
         if self.ui.show_uncertainty.isChecked():
             self.show_uncertainty_map()

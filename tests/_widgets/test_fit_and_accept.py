@@ -59,6 +59,26 @@ def test_an_image_unlike_the_model_gets_a_warning_and_a_switch(bundled, qtbot):
     assert ui.fit_warning.isHidden()
 
 
+def test_the_warning_follows_the_image_of_the_series(bundled, qtbot, tmp_path):
+    """Stepping through a series keeps the same mask layer selected: the warning is checked on each image."""
+    import imageio.v3 as iio
+
+    _, w = bundled
+    film_rgb = tmp_path / "film_rgb.png"  # a film saved as RGB: shown in the same (RGB) layers as the tile
+    iio.imwrite(film_rgb, np.repeat(read_image(XRAY)[..., None], 3, axis=-1))
+    w.add_images([str(XRAY), str(TILE), str(film_rgb)])
+    qtbot.waitUntil(lambda: w.current is not None and not w.busy, timeout=TIMEOUT_MS)
+    film, tile, film_as_rgb = w.table.ids()
+    warning = w.ui.fit_warning
+    assert w.current == film and warning.isHidden()
+    for step, shown, warned in ((1, tile, True), (-1, film, False), (1, tile, True), (1, film_as_rgb, False)):
+        w.next_image(step)
+        qtbot.waitUntil(lambda shown=shown: w.current == shown and not w.busy, timeout=TIMEOUT_MS)
+        qtbot.wait(50)  # (the series mask comes on the next turn of the event loop)
+        assert warning.isHidden() != warned, (w.project.image(shown).name, warning.text())
+        assert not warned or "it is a colour image" in warning.text()
+
+
 def test_prompts_the_model_cannot_follow_are_flagged_by_the_prompt_box(bundled, qtbot):
     _, w = bundled
     w.ui.prompt.setText("no infection")
