@@ -7,8 +7,9 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("trained-on", help="record what a model was trained on (for image-fit warnings)",
-                       description="Write MODEL/trained_on.json: the dataset and modality, and the range of the "
-                                   "mean intensity, colour saturation and contrast of the training images. The "
+                       description="Write MODEL/trained_on.json: the dataset and modality, the number of "
+                                   "channels of the training images as the model reads them (1 gray, 3 colour), "
+                                   "and the range of their mean intensity, colour saturation and contrast. The "
                                    "plugin and `amvlm segment` warn when an image lies outside it (an H&E tile "
                                    "given to a chest X-ray model).",
                        epilog="example: amvlm trained-on --model models/amvlm-qata --dataset 'QaTa-COV19 "
@@ -31,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     paths = [r.image for folder in args.data for r in read_records(folder)]
     described = describe_images((read_image(p) for p in paths), args.dataset, args.modality)
     path = write_trained_on(args.model, described)
-    print(f"{path}: {described.images} training images of {described.describe()}; mean intensity "
+    print(f"{path}: {described.images} training images of {described.describe()}, {described.channels} "
+          f"channel{'s' if described.channels > 1 else ''}; mean intensity "
           f"{described.mean[0]:.2f}-{described.mean[1]:.2f}, saturation {described.saturation[0]:.2f}-"
           f"{described.saturation[1]:.2f}, contrast {described.contrast[0]:.2f}-{described.contrast[1]:.2f}")
     return 0

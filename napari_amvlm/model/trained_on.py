@@ -1,10 +1,12 @@
 """What a model was trained on, and whether an image looks like it.
 
-A model folder may hold ``trained_on.json``: the dataset, the modality, and the range of three statistics over
-its training images (1st to 99th percentile: a few odd training images do not widen it), each measured on what the model sees (:func:`napari_amvlm.data.io.to_model_input`):
-mean intensity, colour saturation (mean over pixels of the largest minus the smallest channel; 0 for gray) and
-contrast (standard deviation of the gray level). :func:`check_fit` compares an image with those ranges, so an
-H&E tile is not segmented by the chest X-ray model without a word (nor a gray film by the histology model).
+A model folder may hold ``trained_on.json``: the dataset, the modality, the number of channels of its training
+images as the model reads them (1: gray, 3: colour; a gray image saved as RGB has 1), and the range of three
+statistics over its training images (1st to 99th percentile: a few odd training images do not widen it), each
+measured on what the model sees (:func:`napari_amvlm.data.io.to_model_input`): mean intensity, colour saturation
+(mean over pixels of the largest minus the smallest channel; 0 for gray) and contrast (standard deviation of the
+gray level). :func:`check_fit` compares an image with those, so an H&E tile is not segmented by the chest X-ray
+model without a word (nor a gray film by the histology model).
 ``amvlm trained-on`` writes the file (:func:`describe_images`).
 """
 
@@ -41,6 +43,11 @@ class ImageStats:
     def gray(self) -> bool:
         return self.saturation < GRAY_SATURATION
 
+    @property
+    def channels(self) -> int:
+        """1 for a gray image (an RGB one whose channels agree too), 3 for a colour one."""
+        return 1 if self.gray else 3
+
 
 def image_stats(image: np.ndarray) -> ImageStats:
     """The statistics of a 2D image (gray or RGB, any dtype); a large image is subsampled first (fast)."""
@@ -60,11 +67,19 @@ class TrainedOn:
     mean: tuple[float, float]  # range (SPAN_PERCENTILES) of the training images' mean intensity
     saturation: tuple[float, float]  # the same for colour saturation
     contrast: tuple[float, float]  # the same for contrast
+    channels: int | None = None  # 1: gray, 3: colour, as the model reads them (None: from the saturation
+    # range, for files written before the field)
+
+    def __post_init__(self) -> None:
+        if self.channels is None:
+            object.__setattr__(self, "channels", 1 if self.saturation[1] < GRAY_SATURATION else 3)
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels is 1 (gray) or 3 (colour), not {self.channels}")
 
     @property
     def gray(self) -> bool:
         """The model was trained on gray images."""
-        return self.saturation[1] < GRAY_SATURATION
+        return self.channels == 1
 
     def describe(self) -> str:
         return f"{self.modality} ({'gray' if self.gray else 'colour'}, {self.dataset})"
@@ -80,8 +95,10 @@ def describe_images(images: Iterable[np.ndarray], dataset: str, modality: str) -
         lo, hi = np.percentile(values, SPAN_PERCENTILES)
         return (round(float(lo), 4), round(float(hi), 4))
 
+    gray = sum(s.channels == 1 for s in stats)
     return TrainedOn(dataset, modality, len(stats), span([s.mean for s in stats]),
-                     span([s.saturation for s in stats]), span([s.contrast for s in stats]))
+                     span([s.saturation for s in stats]), span([s.contrast for s in stats]),
+                     channels=1 if 2 * gray > len(stats) else 3)  # what most training images have
 
 
 def write_trained_on(folder: str | Path, trained_on: TrainedOn) -> Path:
@@ -105,7 +122,9 @@ def read_trained_on(folder: str | Path) -> TrainedOn | None:
         spans = {k: tuple(float(v) for v in d[k]) for k in ("mean", "saturation", "contrast")}
         if any(len(v) != 2 for v in spans.values()):
             raise ValueError("each range needs two numbers")
-        return TrainedOn(str(d["dataset"]), str(d["modality"]), int(d["images"]), **spans)
+        channels = d.get("channels")  # (absent from older files)
+        return TrainedOn(str(d["dataset"]), str(d["modality"]), int(d["images"]), **spans,
+                         channels=None if channels is None else int(channels))
     except (ValueError, KeyError, TypeError, OSError) as err:
         raise ValueError(f"{path} is not a valid {TRAINED_ON_NAME}: {err}") from err
 
@@ -126,10 +145,9 @@ def check_fit(trained_on: TrainedOn | None, stats: ImageStats) -> Fit:
     if trained_on is None:
         return Fit()
     reasons = []
-    if trained_on.gray and not stats.gray:
-        reasons.append("a colour image")
-    elif not trained_on.gray and stats.gray:
-        reasons.append("a gray image")
+    if stats.channels != trained_on.channels:
+        kind, n = ("gray", "1 channel") if stats.channels == 1 else ("colour", f"{stats.channels} channels")
+        reasons.append(f"a {kind} image ({n}; the model's training images have {trained_on.channels})")
     lo, hi = trained_on.mean
     if stats.mean < lo - MEAN_MARGIN:
         reasons.append(f"darker than its training images (mean intensity {stats.mean:.2f}, training {lo:.2f}-"
