@@ -125,9 +125,14 @@ def test_masks_take_and_follow_their_image_transform(docked, qtbot):
     image.scale = (2.0, 2.0)
     image.translate = (0.0, 3.0)
     image.affine = np.array([[1.0, 0.2, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    segment(qtbot, w, "lower right lung", image)  # re-run: the mask still lies over its image
-    for layer in (labels, unc):
-        assert np.allclose(layer.scale, (2.0, 2.0)) and np.allclose(layer.translate, (0.0, 3.0))
-        assert np.allclose(layer.affine.affine_matrix, image.affine.affine_matrix)
+
+    def over_the_image(when):
+        for layer in (labels, unc):
+            assert np.allclose(layer.scale, (2.0, 2.0)) and np.allclose(layer.translate, (0.0, 3.0)), (when, layer)
+            assert np.allclose(layer.affine.affine_matrix, image.affine.affine_matrix), (when, layer)
+
+    over_the_image("as the image changed")  # at once, before any re-segmentation
+    segment(qtbot, w, "lower right lung", image)
+    over_the_image("after a re-run")
     world = image.data_to_world((100, 50))
     assert np.allclose(labels.world_to_data(world), (100, 50))
