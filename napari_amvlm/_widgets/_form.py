@@ -236,7 +236,7 @@ class Form:
         # the image shown: its name (elided on the right: its start tells images apart), then its place in the
         # list and its status, never elided
         self.current = ElidedText("no image shown yet: segment one, or pick one below", Qt.TextElideMode.ElideRight)
-        self.position = QLabel("")
+        self.position = _tip(QLabel(""), "The image's place in the list (in its order) and its status.")
         self.position.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
         self.show_uncertainty = _tip(QCheckBox("Uncertainty"), "Show where the model is least sure of the image in "
                                                                "view (its latest prediction): correct there first.")
