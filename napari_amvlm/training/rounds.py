@@ -55,7 +55,7 @@ class RetrainSettings:
     labeled_batch: int = 4  # corrected images per step (repeated when there are fewer)
     unlabeled_batch: int = 4  # unlabeled images per step
     max_steps: int | None = None  # stop early after this many steps
-    lr: float = 1e-4  # Adam learning rate of the U-Net, decayed by one cosine to lr_floor
+    lr: float = 3e-4  # Adam learning rate of the U-Net, decayed by one cosine to lr_floor
     lr_floor: float = 1e-5
     textmask_lr: float = 0.0  # the text-mask decoder learns at this rate (0: kept as it is)
     freeze_bn: bool = True  # BatchNorm statistics stay those of the weights in use
