@@ -90,18 +90,15 @@ class LoopRound:
 
 def loop_history(project: Project) -> list[LoopRound]:
     """Every round of the project with the figures of :class:`LoopRound`, oldest first."""
-    rounds = project.rounds()
-    corrected = [(rec.provenance.time, rec.provenance.changed) for rec in _human_records(project)]
+    corrected = _corrections(project)
     out, start = [], ""
-    for rnd in rounds:
-        batch = [c for t, c in corrected if start < t <= rnd.time]
-        known = [c for c in batch if c is not None]
+    for rnd in project.rounds():
+        n, changed = _corrected_between(corrected, start, rnd.time)
         m = rnd.metrics
         out.append(LoopRound(
-            index=rnd.index, installed=bool(getattr(rnd, "installed", True)),
-            heldback=len(rnd.images.get("heldback", [])), dice_before=_percent(m.get("heldback_dice_before")),
-            dice_after=_percent(m.get("heldback_dice_after")), corrected=len(batch),
-            changed=100.0 * float(np.mean(known)) if known else None,
+            index=rnd.index, installed=rnd.installed, heldback=len(rnd.images.get("heldback", [])),
+            dice_before=_percent(m.get("heldback_dice_before")), dice_after=_percent(m.get("heldback_dice_after")),
+            corrected=n, changed=changed,
         ))  # fmt: skip
         start = rnd.time
     return out
@@ -110,8 +107,18 @@ def loop_history(project: Project) -> list[LoopRound]:
 def corrected_since_last_round(project: Project) -> tuple[int, float | None]:
     """(images corrected since the last round, mean % of the model's mask changed on them; None: unknown)."""
     rounds = project.rounds()
-    start = rounds[-1].time if rounds else ""
-    batch = [c for t, c in ((r.provenance.time, r.provenance.changed) for r in _human_records(project)) if t > start]
+    return _corrected_between(_corrections(project), rounds[-1].time if rounds else "", None)
+
+
+def _corrections(project: Project) -> list[tuple[str, float | None]]:
+    """(time, share of the model's mask changed) of each corrected image's human label."""
+    return [(rec.provenance.time, rec.provenance.changed) for rec in _human_records(project)]
+
+
+def _corrected_between(corrected: list[tuple[str, float | None]], start: str,
+                       end: str | None) -> tuple[int, float | None]:  # fmt: skip
+    """(how many of ``corrected`` lie in (start, end], mean % changed on those where it is known); end None: now."""
+    batch = [c for t, c in corrected if start < t and (end is None or t <= end)]
     known = [c for c in batch if c is not None]
     return len(batch), (100.0 * float(np.mean(known)) if known else None)
 
