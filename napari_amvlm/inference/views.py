@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..io.image import DIRECTION_NAMES, Image, Orientation
-from ..data.text import flip_text_horizontal
 from .prompts import to_model_sides
 
 STANDARD_ROWS = "L"  # along a row (to the image's right) lies the patient's left
@@ -112,5 +111,5 @@ def recorded_prompt(text: str, sides: str, orientation: Orientation | None) -> t
         return text, "image"
     if view.transpose:
         return text, sides
-    standard = to_model_sides(text, "patient")  # the image's sides once turned into the standard view
-    return (flip_text_horizontal(standard) if view.flip_columns else standard), "image"
+    # standard view: the patient's left is the image's right (rewrite); mirrored across: the image's left (as is)
+    return (text if view.flip_columns else to_model_sides(text, "patient")), "image"
