@@ -126,8 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     wait(app, lambda: "Most uncertain" in w.ui.status.text() and not w.busy, 600, "the scores")
     save(viewer, app, out / "loop-4.png")
 
-    # 5. Retrain: a round in a separate process, its progress in the dock
+    # 5. Retrain: a round in a separate process, its progress in the dock (it needs two corrected images: one is
+    # held back to judge the new weights, so the proposal of the image just shown is accepted as is first)
     w.ui.show_uncertainty.setChecked(False)
+    n = len(marked)
+    w.mark_corrected()
+    wait(app, lambda: len(marked) > n and not w.busy, 300, "the second correction")
     w.retrain()  # the default 20 epochs: the picture is taken at the first steps
     wait(app, lambda: w.runner.job is not None and w.runner.job.last_step is not None, 600, "the first step")
     settle(app, 3.0)
