@@ -161,3 +161,20 @@ def test_poll_never_waits_for_a_pipe_held_open(project, tiny_seg_dir, monkeypatc
         job.poll()
         time.sleep(0.02)
     assert job.state is JobState.FAILED and time.monotonic() - t0 < 3.0  # no DoneEvent: a failed round
+
+
+def test_round_recipe_reaches_the_training_command_as_set():
+    """Every RetrainSettings field that shapes training arrives in `amvlm train`'s options with its value."""
+    from napari_amvlm.cli.main import build_parser
+
+    s = RetrainSettings(epochs=7, lr=2e-4, lr_floor=2e-6, textmask_lr=1e-5, ema_alpha=0.95, consistency_weight=0.25,
+                        labeled_batch=3, unlabeled_batch=5, max_steps=11, seed=4, freeze_bn=False)
+    a = build_parser().parse_args(["train", "--data", "d", "--model", "m", "--out", "o", "--labeled-fraction", "1",
+                                   *s.train_arguments()])
+    assert (a.epochs, a.lr, a.lr_floor, a.textmask_lr, a.ema_alpha, a.consistency_weight) == (7, 2e-4, 2e-6, 1e-5,
+                                                                                              0.95, 0.25)
+    assert (a.labeled_batch, a.unlabeled_batch, a.max_steps, a.seed, a.freeze_bn) == (3, 5, 11, 4, False)
+    assert (a.schedule, a.bce, a.keep, a.rampup_epochs, a.no_ema_warmup) == ("cosine", "plain", "last", 0, True)
+    assert not a.supervised_only
+    assert build_parser().parse_args(["train", "--data", "d", "--model", "m", "--out", "o", "--labeled-fraction", "1",
+                                      *RetrainSettings(supervised_only=True).train_arguments()]).supervised_only
