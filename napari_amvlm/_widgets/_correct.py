@@ -24,6 +24,7 @@ from ._layers import (
     UserError,
     check_labels_shape,
     layer_planes,
+    meta,
     plane_indices,
     plural,
     remember_image_ids,
@@ -65,6 +66,20 @@ class CorrectActions:
         state = self.shown_state(labels, index)
         plane = np.asarray(labels.data[index])
         return state.edited(plane) if state is not None else bool(plane.any())
+
+    def unmarked_edits(self) -> int:
+        """How many masks (planes) the person edited and has not marked corrected: series drafts, the series mask
+        shown, and planes of other mask layers."""
+        ids, n = set(self.drafts), 0
+        for labels, states in list(self._shown.items()):
+            if labels not in self.viewer.layers:
+                continue
+            edited = sum(s.edited(np.asarray(labels.data[i])) for i, s in states.items())
+            if meta(labels).get("series"):
+                ids.update(meta(labels).get("image_ids") or [] if edited else [])
+            else:
+                n += edited
+        return n + len(ids)
 
     def update_mark_button(self, *_: Any) -> None:
         """"Accept as is" while the selected mask is the prediction (or the stored label) the widget showed, else

@@ -233,6 +233,16 @@ class Form:
         self.add_images = menu.addAction("Image files…")
         self.add_folder = menu.addAction("A folder of images…")
         self.add.setMenu(menu)
+        self.export = _tip(QPushButton("Export"), "Write the corrected masks (the human labels the project holds) "
+                                                  "into a folder: as PNG or TIFF files named after their images, or "
+                                                  "as a DICOM-SEG or NIfTI file beside each DICOM or NIfTI source. "
+                                                  "Existing files are never overwritten.")
+        menu = QMenu(self.export)
+        self.export_png = menu.addAction("Corrected masks as PNG…")
+        self.export_tif = menu.addAction("Corrected masks as TIFF…")
+        self.export_beside_files = menu.addAction("Beside their DICOM or NIfTI files…")
+        self.export_beside_series = menu.addAction("Beside their DICOM series folder…")
+        self.export.setMenu(menu)
         # the image shown: its name (elided on the right: its start tells images apart), then its place in the
         # list and its status, never elided
         self.current = ElidedText("no image shown yet: segment one, or pick one below", Qt.TextElideMode.ElideRight)
@@ -250,7 +260,7 @@ class Form:
         lay = QVBoxLayout(box)
         shown = _row(self.current, self.position, self.show_uncertainty)
         shown.layout().setStretch(0, 1)  # the name takes the width left
-        for w in (self.project_info, _row(self.open_project, self.save_project, self.add), shown,
+        for w in (self.project_info, _row(self.open_project, self.save_project, self.add, self.export), shown,
                   _row(self.previous, self.next, self.next_uncertain), self.images):
             lay.addWidget(w)
         outer.addWidget(box, 1)  # the list takes the height left

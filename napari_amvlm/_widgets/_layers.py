@@ -117,6 +117,8 @@ class Planes:
     from_file: bool = False  # the layer came from a DICOM or NIfTI file (which may say how it is oriented)
     orientation: Orientation | None = None  # what that file says: the patient directions of rows and columns
     spacing: tuple[float, float] | None = None  # (row, column) pixel size in mm, from that file
+    lead: tuple[int, ...] = ()  # the stack axes of the layer (() for one image)
+    file_sha256: str | None = None  # of that file (or series folder), once the worker thread computed it
 
     def read(self, k: int) -> np.ndarray:
         """The pixels of plane ``k``; a read that fails (a lazily opened file that went bad since) is one
@@ -138,7 +140,7 @@ def layer_planes(project: Project, layer: Image, indices: list[Index]) -> Planes
             spacing = None
     return Planes(indices, [plane_view(layer, i) for i in indices], known_image_ids(project, layer, indices),
                   [plane_name(layer, i) for i in indices], bool(layer.rgb), path, info is not None,
-                  Orientation.from_dict(info.get("orientation")) if info else None, spacing)
+                  Orientation.from_dict(info.get("orientation")) if info else None, spacing, lead_shape(layer))
 
 
 def source_image(viewer: Any, labels: Labels, fallback: Image | None) -> Image | None:

@@ -15,6 +15,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog
 
 from ..project import Project, ProjectError, Status
+from ..project.transfer import FilesExist
 from ..training.loop import corrected_since_last_round, loop_history
 from ..training.round_models import latest_round_model
 from . import _work
@@ -24,6 +25,8 @@ from ._loop_plot import summary
 
 READ_WAIT_S = 0.02  # how long the GUI thread waits to read the project while the worker thread writes to it
 READ_RETRY_MS = 100  # then it tries again this much later (and the event loop runs meanwhile)
+EXPORTS = {"png": "PNG files", "tif": "TIFF files", "beside": "DICOM-SEG / NIfTI files"}
+CLINICAL_FILES = "DICOM or NIfTI (*.dcm *.dicom *.nii *.nii.gz);;All files (*)"
 
 
 class ProjectActions:
@@ -158,3 +161,54 @@ class ProjectActions:
         if self.model is not None and self.model.folder.is_relative_to(old):
             self.model.folder = new / self.model.folder.relative_to(old)
             self._show_folder(self.model.folder)
+
+    # ---------------------------------------------------------------------------------------------- export
+    def _browse_export(self, fmt: str) -> None:
+        folder = QFileDialog.getExistingDirectory(self, f"Write the corrected masks as {EXPORTS[fmt]} into a folder")
+        if folder:
+            self.export_masks(folder, fmt)
+
+    def _browse_export_beside(self, series: bool) -> None:
+        if series:
+            chosen = QFileDialog.getExistingDirectory(self, "The DICOM series folder the images were added from")
+            sources = [chosen] if chosen else []
+        else:
+            sources, _ = QFileDialog.getOpenFileNames(self, "The DICOM or NIfTI files the images were added from", "",
+                                                      CLINICAL_FILES)
+        if not sources:
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Write their masks (DICOM-SEG, NIfTI) into a folder")
+        if folder:
+            self.export_masks(folder, "beside", sources)
+
+    def export_masks(self, folder: str | Path, fmt: str = "png", sources: list[str] | None = None) -> None:
+        """Write the project's corrected masks into ``folder`` on the worker thread, after every correction queued
+        before: ``fmt`` "png" or "tif" (a file per image, named after it), or "beside" (a DICOM-SEG or NIfTI file
+        per DICOM or NIfTI file or series folder in ``sources``, which the person names: a path recorded in a
+        project is never opened). Existing files are never overwritten."""
+        if self.project is None:
+            self.say("No project yet: segment and correct an image first.", warn=True)
+            return
+        what, unmarked = f"Exporting the masks as {EXPORTS[fmt]}", self.unmarked_edits()
+        later = f" {plural(unmarked, 'edited mask')} not marked corrected {'is' if unmarked == 1 else 'are'} " \
+                "not in it: mark them first." if unmarked else ""
+
+        def done(paths: list[Path]) -> None:
+            self.busy = False
+            if not paths:
+                self.say("No corrected masks to export yet: correct a mask and press Mark corrected (or Accept "
+                         "as is) first." + later, warn=True)
+                return
+            self.say(f"Wrote {plural(len(paths), 'mask file')} ({EXPORTS[fmt]}) into {Path(folder).name}.{later}")
+            self.ui.status.setToolTip(str(Path(folder)))
+
+        def failed(err: BaseException) -> None:
+            self.busy = False
+            if isinstance(err, FilesExist):
+                self.say(f"{Path(folder).name} already holds {len(err.clashes)} of these mask files "
+                         f"({err.clashes[0].name}): choose another folder. Nothing was written.", warn=True)
+            else:
+                self.say(f"{what} failed: {reason(what, err)} Nothing was written.", warn=True)
+
+        self.busy = self.jobs.submit(_work.export_masks, self.project, folder, fmt, sources, on_done=done,
+                                     on_error=failed, what=what)

@@ -27,12 +27,12 @@ from ..inference.views import recorded_prompt
 from ..io.image import ImageError, as_image
 from ..model.hub import SEG_WEIGHTS_NAME
 from ..model.trained_on import Fit, TrainedOn, check_fit, fitting_models, image_stats, read_trained_on
-from ..project import ImageRecord, MaskKind, Project
-from ..project.files import sha256_file
+from ..project import ImageRecord, MaskKind, Project, clinical
+from ..project.files import ImagePlane, sha256_file
 from ..resources import models_dir
 from ..training import loop
 from ..training.round_data import warm_up_export
-from ._layers import MaskState, PlanePrediction, Planes, SegmentResult
+from ._layers import MaskState, PlanePrediction, Planes, SegmentResult, flat
 
 Report = Callable[[int], None]  # steps done so far (called from the worker thread)
 LOAD_STEPS = 2  # model loaded, then ready (warm-up, identity)
@@ -100,6 +100,14 @@ def _stored(project: Project, planes: Planes, k: int, pixels: np.ndarray | None 
     if planes.known[k]:
         return planes.known[k]
     pixels = planes.read(k) if pixels is None else pixels
+    if planes.from_file and planes.path:  # a slice of a DICOM or NIfTI file: its mask can be written beside it
+        if planes.file_sha256 is None:
+            planes.file_sha256 = clinical.source_digest(Path(planes.path))
+        lead = planes.lead
+        return project.add_plane(ImagePlane(
+            pixels, planes.names[k], planes.rgb, source=str(Path(planes.path).resolve()),
+            slice=flat(planes.indices[k], lead) if lead else None, n_slices=int(np.prod(lead)) if lead else 1,
+            file_sha256=planes.file_sha256))
     return project.add_image(pixels, name=planes.names[k], rgb=planes.rgb)[0]
 
 
@@ -221,6 +229,16 @@ def copy_project(project: Project, dest: Path) -> Project:
 def add_images(project: Project, paths: list[str]) -> list[str]:
     """Add image files and folders to the project; returns the ids (of images already in it too)."""
     return project.add_images(paths)
+
+
+def export_masks(project: Project, folder: str | Path, fmt: str, sources: list[str] | None = None) -> list[Path]:
+    """Write the project's corrected masks into ``folder``: ``fmt`` "png" or "tif", one file per image named after
+    it; "beside": one file per DICOM or NIfTI ``sources`` entry (a DICOM-SEG, a NIfTI volume), all its planes.
+    Nothing is written when a file would be overwritten (:class:`FilesExist`) or a source does not fit."""
+    if fmt == "beside":
+        return clinical.export_beside(project, Path(folder), [Path(s) for s in sources or []], MaskKind.HUMAN, None,
+                                      "", overwrite=False)
+    return project.export_masks(folder, kind=MaskKind.HUMAN, fmt=fmt)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..io.image import DIRECTION_NAMES, Image, Orientation
-from .prompts import to_model_sides
+from .prompts import convert_sides, to_model_sides
 
 STANDARD_ROWS = "L"  # along a row (to the image's right) lies the patient's left
 STANDARD_COLUMNS = {"H": "F", "F": "F", "A": "P", "P": "P"}  # down a column: the feet (frontal), posterior (axial)
@@ -113,3 +113,15 @@ def recorded_prompt(text: str, sides: str, orientation: Orientation | None) -> t
         return text, sides
     # standard view: the patient's left is the image's right (rewrite); mirrored across: the image's left (as is)
     return (text if view.flip_columns else to_model_sides(text, "patient")), "image"
+
+
+def patient_prompt(text: str, sides: str, orientation: Orientation | None) -> tuple[str, str]:
+    """``(text, sides)`` of a recorded prompt in the patient's convention where the file's ``orientation`` makes
+    that exact (for a label written beside a DICOM or NIfTI file, whose world is the patient's): the inverse of
+    :func:`recorded_prompt`. Otherwise as recorded."""
+    if sides != "image" or orientation is None:
+        return text, sides
+    view = read_sides(orientation, "patient")
+    if view.sides != "patient" or view.transpose:  # left/right do not run across the image as displayed
+        return text, sides
+    return (text if view.flip_columns else convert_sides(text, "image", "patient")), "patient"

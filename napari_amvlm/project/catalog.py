@@ -95,6 +95,12 @@ class ProjectCatalog(ProjectStore):
         with self.transaction():
             return [self._add_plane(p) for p in planes]
 
+    def add_plane(self, plane: ImagePlane) -> str:
+        """Add one plane (e.g. a slice a viewer read from a DICOM or NIfTI file, with that file's sha256 and the
+        slice's place in it); returns its id (the existing one when its pixels are already in the project)."""
+        with self.transaction():
+            return self._add_plane(plane)
+
     def add_images(self, items: Iterable[str | os.PathLike | np.ndarray] | str | os.PathLike, *,
                    recursive: bool = False, rgb: bool | None = None) -> list[str]:  # fmt: skip
         """Add files, folders (their image files, sorted) and arrays; commits every ``batch_size`` items."""

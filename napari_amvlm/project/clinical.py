@@ -18,8 +18,10 @@ from ..io import check_mask_format, read_scan, write_mask
 from ..io.dicom import dicom_files
 from .files import sha256_file, sha256_folder
 from .records import MaskKind
+from .transfer import FilesExist
 
 FORMATS = ("nii.gz", "nii", "dcm")
+OWN_FORMAT = {"nifti": "nii.gz", "dicom": "dcm"}  # the mask format written beside each kind of source
 
 
 def source_digest(source: Path) -> str:
@@ -27,17 +29,18 @@ def source_digest(source: Path) -> str:
     return sha256_file(source) if source.is_file() else sha256_folder(dicom_files(source))
 
 
-def export_beside(project: Any, out_dir: Path, sources: list[Path], kind: MaskKind, fmt: str, prefix: str,
+def export_beside(project: Any, out_dir: Path, sources: list[Path], kind: MaskKind, fmt: str | None, prefix: str,
                   overwrite: bool) -> list[Path]:  # fmt: skip
     """For each source, one mask file of all its planes (planes without a mask of ``kind`` are empty), written as
-    ``<out_dir>/<prefix><source name>.<fmt>``. Checks every source before writing anything."""
-    fmt = fmt.lower().lstrip(".")
-    if fmt not in FORMATS:
+    ``<out_dir>/<prefix><source name>.<fmt>``; ``fmt`` None: each source's own (nii.gz beside NIfTI, dcm, a
+    DICOM-SEG, beside DICOM). Checks every source before writing anything."""
+    fmt = None if fmt is None else fmt.lower().lstrip(".")
+    if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"unsupported format {fmt!r} for masks beside their source: use {', '.join(FORMATS)}")
     jobs = [_job(project, Path(s), kind, out_dir, fmt, prefix) for s in sources]
     clashes = [target for *_, target in jobs if target.exists()]
     if clashes and not overwrite:
-        raise ValueError(f"{clashes[0]} exists ({len(clashes)} files would be overwritten; use overwrite)")
+        raise FilesExist(clashes)
     if len({target for *_, target in jobs}) < len(jobs):
         raise ValueError("two sources have the same name: export them to different folders")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -45,7 +48,9 @@ def export_beside(project: Any, out_dir: Path, sources: list[Path], kind: MaskKi
             for scan, stack, label, target in jobs]
 
 
-def _job(project: Any, source: Path, kind: MaskKind, out_dir: Path, fmt: str, prefix: str) -> tuple:
+def _job(project: Any, source: Path, kind: MaskKind, out_dir: Path, fmt: str | None, prefix: str) -> tuple:
+    from ..inference.views import patient_prompt  # (here: the inference package loads torch)
+
     if not source.exists():
         raise FileNotFoundError(f"no such source file or folder: {source}")
     digest = source_digest(source)
@@ -53,6 +58,9 @@ def _job(project: Any, source: Path, kind: MaskKind, out_dir: Path, fmt: str, pr
     if not records:
         raise ValueError(f"{source}: no image of the project was added from this file (or it changed since)")
     scan = read_scan(source)
+    fmt = fmt or OWN_FORMAT.get(scan.kind)
+    if fmt is None:
+        raise ValueError(f"{source} is neither DICOM nor NIfTI: export its mask as PNG or TIFF")
     target = out_dir / f"{prefix}{_stem(source)}.{fmt}"
     check_mask_format(target, scan)
     stack = np.zeros((scan.planes, *scan.plane_shape), np.uint8)
@@ -66,7 +74,7 @@ def _job(project: Any, source: Path, kind: MaskKind, out_dir: Path, fmt: str, pr
         stack[rec.slice or 0] = np.asarray(project.read_mask_record(mask)[...]) != 0
         found += 1
         prompts = project.prompts(rec.id)
-        label = prompts[-1].text if prompts else label
+        label = patient_prompt(prompts[-1].text, prompts[-1].sides, scan.orientation)[0] if prompts else label
     if not found:
         raise ValueError(f"{source}: none of its {len(records)} images has a {kind.value} mask")
     return scan, stack, label or kind.value, target

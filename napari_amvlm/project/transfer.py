@@ -37,6 +37,14 @@ class MaskTarget(Protocol):
                        note: str = "") -> MaskRecord: ...
 
 
+class FilesExist(ValueError):
+    """Mask files of an export are already in its folder (nothing was written)."""
+
+    def __init__(self, clashes: list[Path]) -> None:
+        super().__init__(f"{clashes[0]} exists ({len(clashes)} files would be overwritten; use overwrite)")
+        self.clashes = clashes
+
+
 @dataclass
 class MaskImport:
     """What :meth:`Project.import_masks` did."""
@@ -88,7 +96,7 @@ def export_masks(project: MaskTarget, out_dir: Path, kind: MaskKind, fmt: str, p
     targets = [out_dir / name for name in names]
     clashes = [t for t in targets if t.exists()]
     if clashes and not overwrite:
-        raise ValueError(f"{clashes[0]} exists ({len(clashes)} files would be overwritten; use overwrite)")
+        raise FilesExist(clashes)
     out_dir.mkdir(parents=True, exist_ok=True)
     for (_, mask), target in zip(jobs, targets):
         value = foreground if foreground is not None else mask.foreground

@@ -138,7 +138,9 @@ def test_project_export_writes_masks_beside_their_dicom_and_nifti_sources(capsys
     uids = [pydicom.dcmread(f).SOPInstanceUID for f in scan_files]
     pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=[1])[..., 0]
     assert np.array_equal(pixels, np.stack([masks[f"ct_z{k:04d}"] for k in range(3)]))
-    assert seg.SegmentSequence[0].SegmentLabel == "lower left lung"
+    # the prompt was recorded in the image's sides; DICOM speaks the patient's: on this axial series the image's
+    # left is the patient's right
+    assert seg.SegmentSequence[0].SegmentLabel == "lower right lung"
     back = nib.load(str(out / "mr.nii.gz"))
     assert np.allclose(back.affine, nib.load(str(mr)).affine)
     assert np.array_equal(np.asarray(back.dataobj).T, np.stack([masks["mr_z0000"], masks["mr_z0001"]]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_amvlm.inference.views import read_sides, recorded_prompt
+from napari_amvlm.inference.views import patient_prompt, read_sides, recorded_prompt
 from napari_amvlm.io.image import Orientation, as_image
 
 ARRAY = np.arange(12).reshape(3, 4)
@@ -63,3 +63,23 @@ def test_a_prompt_is_recorded_in_the_image_s_sides_when_the_file_says_how_the_pa
     """Project images keep no orientation, so what a Retrain round trains on must already mean the image's sides."""
     orientation = Orientation(rows, columns, "Patient Orientation") if rows else None
     assert recorded_prompt("lower left lung", sides, orientation) == expected
+
+
+
+@pytest.mark.parametrize("rows, columns, recorded, expected", [
+    ("L", "F", ("lower right lung", "image"), ("lower left lung", "patient")),  # standard: the sides swap
+    ("R", "F", ("lower left lung", "image"), ("lower left lung", "patient")),  # mirrored: the same words
+    ("R", "H", ("lower left lung", "image"), ("lower left lung", "patient")),  # half a turn: mirrored across
+    ("F", "L", ("lower left lung", "patient"), ("lower left lung", "patient")),  # quarter turn: kept as written
+    ("A", "F", ("lower left lung", "image"), ("lower left lung", "image")),  # lateral: no patient sides across
+    (None, None, ("lower left lung", "image"), ("lower left lung", "image")),  # the file does not say
+    (None, None, ("lower left lung", "patient"), ("lower left lung", "patient")),
+])  # fmt: skip
+def test_a_recorded_prompt_reads_back_in_the_patient_s_sides_where_the_file_allows(rows, columns, recorded,
+                                                                                   expected):
+    """What a DICOM-SEG beside the file is labelled with: in the patient's sides whenever the orientation makes that
+    exact, so a patient-side prompt comes back as the person wrote it."""
+    orientation = Orientation(rows, columns, "Patient Orientation") if rows else None
+    assert patient_prompt(*recorded, orientation) == expected
+    if recorded == recorded_prompt("lower left lung", "patient", orientation):
+        assert patient_prompt(*recorded, orientation)[0] == "lower left lung"
