@@ -15,18 +15,12 @@ from typing import Any
 import numpy as np
 
 from ..io import check_mask_format, read_scan, write_mask
-from ..io.dicom import dicom_files
-from .files import sha256_file, sha256_folder
+from .files import source_digest
 from .records import MaskKind
 from .transfer import FilesExist
 
 FORMATS = ("nii.gz", "nii", "dcm")
 OWN_FORMAT = {"nifti": "nii.gz", "dicom": "dcm"}  # the mask format written beside each kind of source
-
-
-def source_digest(source: Path) -> str:
-    """The sha256 a project records for images added from ``source`` (a file, or a DICOM series folder)."""
-    return sha256_file(source) if source.is_file() else sha256_folder(dicom_files(source))
 
 
 def export_beside(project: Any, out_dir: Path, sources: list[Path], kind: MaskKind, fmt: str | None, prefix: str,

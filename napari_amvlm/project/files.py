@@ -98,10 +98,15 @@ def read_image_file(path: str | os.PathLike, rgb: bool | None = None) -> list[Im
     scan = read_scan(path)
     stem = path.name[: -len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
     planes = split_planes(scan.pixels, stem or path.name, scan.rgb if rgb is None and scan.kind != "image" else rgb)
-    digest = sha256_file(path) if path.is_file() else sha256_folder(dicom_files(path))
+    digest = source_digest(path)
     for p in planes:
         p.source, p.file_sha256 = str(path.resolve()), digest
     return planes
+
+
+def source_digest(source: Path) -> str:
+    """sha256 of an image file's bytes, or of a DICOM series folder's files: what names the source of its planes."""
+    return sha256_file(source) if source.is_file() else sha256_folder(dicom_files(source))
 
 
 def list_image_files(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
