@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,9 +106,30 @@ def read_image_file(path: str | os.PathLike, rgb: bool | None = None) -> list[Im
     return planes
 
 
+_DIGESTS: OrderedDict[tuple, str] = OrderedDict()  # (path, what its files' stat says) -> sha256, most recent last
+_DIGESTS_MAX = 64
+_DIGESTS_LOCK = threading.Lock()
+
+
 def source_digest(source: Path) -> str:
-    """sha256 of an image file's bytes, or of a DICOM series folder's files: what names the source of its planes."""
-    return sha256_file(source) if source.is_file() else sha256_folder(dicom_files(source))
+    """sha256 of an image file's bytes, or of a DICOM series folder's files: what names the source of its planes.
+
+    Remembered per path while the file's (or each series file's) size, modification time and inode stay the same,
+    so stepping through the slices of a large series hashes it once, not once per slice."""
+    source = Path(source)
+    files = [source] if source.is_file() else dicom_files(source)
+    stats = tuple((f.name, st.st_size, st.st_mtime_ns, st.st_ino) for f in files for st in (f.stat(),))
+    key = (str(source.resolve()), stats)
+    with _DIGESTS_LOCK:
+        if key in _DIGESTS:
+            _DIGESTS.move_to_end(key)
+            return _DIGESTS[key]
+    digest = sha256_file(source) if source.is_file() else sha256_folder(files)
+    with _DIGESTS_LOCK:
+        _DIGESTS[key] = digest
+        while len(_DIGESTS) > _DIGESTS_MAX:
+            _DIGESTS.popitem(last=False)
+    return digest
 
 
 def list_image_files(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
