@@ -150,6 +150,8 @@ class MeanTeacherConfig:
     # starts as trained weights worth keeping, follows the student slowly from the start)
     freeze_bn: bool = False  # BatchNorm layers of the U-Net and the text-mask decoder keep the statistics they
     # start with (student and teacher): a round's batches of a few images of one project cannot skew them
+    adapt_bn: float = 0.0  # before training, the U-Net's BatchNorm statistics become this blend of their average
+    # over the training images (and their mirrors with flip averaging) and the statistics they start with; 0: off
     consistency_weight: float = 1.0  # weight of the unlabeled (pseudo-label) loss after ramp-up
     rampup_epochs: float = 5.0  # sigmoid ramp-up length of the unlabeled weight
     warmup_epochs: float = 0.0  # supervised-only epochs before the unlabeled loss (and its ramp-up) starts

@@ -86,6 +86,10 @@ def _train_parser(sub) -> None:
                         "instead of ramping up from 0")
     p.add_argument("--freeze-bn", action="store_true",
                    help="BatchNorm statistics stay as they start (fine-tuning with small batches of few images)")
+    p.add_argument("--adapt-bn", type=float, default=d.adapt_bn, metavar="BLEND",
+                   help="before training, re-estimate the U-Net's BatchNorm statistics over the training images and "
+                        "keep this blend of them with the starting ones (0: off, 1: the images' alone; default "
+                        "%(default)s)")
     p.add_argument("--consistency-weight", type=float, default=d.consistency_weight,
                    help="weight of the unlabeled (pseudo-label) loss after its ramp-up (default %(default)s)")
     p.add_argument("--time-budget", type=float, default=None, metavar="MIN",
@@ -132,7 +136,7 @@ def _train(args: argparse.Namespace) -> int:
                             time_budget_s=60.0 * (args.time_budget or 0.0), budget_clock=args.budget_clock,
                             num_threads=args.threads, vflip_p=args.vflip, textmask_lr=args.textmask_lr,
                             ema_alpha=args.ema_alpha, ema_warmup=not args.no_ema_warmup, freeze_bn=args.freeze_bn,
-                            consistency_weight=args.consistency_weight)
+                            adapt_bn=args.adapt_bn, consistency_weight=args.consistency_weight)
     seg_cfg = SegmenterConfig(use_text=not (args.no_text or args.supervised_only), cleanup=not args.no_cleanup,
                               flip_average=args.flip_average, field=max(0, args.field),
                               unet=UNetConfig(base=args.base, levels=args.levels, downsample=args.downsample))

@@ -58,7 +58,9 @@ class RetrainSettings:
     lr: float = 3e-4  # Adam learning rate of the U-Net, decayed by one cosine to lr_floor
     lr_floor: float = 1e-5
     textmask_lr: float = 0.0  # the text-mask decoder learns at this rate (0: kept as it is)
-    freeze_bn: bool = True  # BatchNorm statistics stay those of the weights in use
+    freeze_bn: bool = True  # BatchNorm statistics stay those of the weights in use while training
+    adapt_bn: float = 0.0  # before training, the U-Net's BatchNorm statistics move this far towards their average
+    # over the project's images (0: they stay those of the weights in use)
     ema_alpha: float = 0.99  # EMA decay of the teacher from the first step (the weights written are the teacher's)
     consistency_weight: float = 1.0  # weight of the loss on the unlabeled images (their text-fused pseudo-labels)
     supervised_only: bool = False  # train on the corrected images alone, no unlabeled images or text pseudo-labels
@@ -77,7 +79,8 @@ class RetrainSettings:
                 "--unlabeled-batch", str(self.unlabeled_batch), "--seed", str(self.seed), "--device", self.device,
                 "--lr", repr(self.lr), "--lr-floor", repr(self.lr_floor), "--schedule", "cosine", "--bce", "plain",
                 "--textmask-lr", repr(self.textmask_lr), "--ema-alpha", repr(self.ema_alpha), "--no-ema-warmup",
-                "--rampup-epochs", "0", "--keep", "last", "--consistency-weight", repr(self.consistency_weight)]
+                "--rampup-epochs", "0", "--keep", "last", "--consistency-weight", repr(self.consistency_weight),
+                "--adapt-bn", repr(self.adapt_bn)]
         if self.freeze_bn:
             args.append("--freeze-bn")
         if self.supervised_only:

@@ -220,3 +220,31 @@ def test_short_training_lowers_the_loss_and_raises_dice_on_real_images(tiny_amvl
     after = evaluate(load_segmenter(tmp_path / "fit"), QATA, mode="segmenter").mean_dice
     assert len(losses) == 120 and sum(losses[-10:]) / 10 < 0.7 * sum(losses[:10]) / 10
     assert after > before + 20.0, (before, after)
+
+
+@pytest.mark.parametrize("blend", [0.0, 1.0])
+def test_adapt_bn_starts_from_the_training_images_statistics(tiny_amvlm_dir, tiny_seg_cfg, tmp_path, blend):
+    """With adapt_bn the round starts from BatchNorm statistics re-estimated over every training image (and each
+    mirror with flip averaging); frozen while training, they are those the written teacher holds."""
+    from napari_amvlm.data.dataset import ImageTextDataset
+    from napari_amvlm.model.batchnorm import reestimate_batchnorm
+
+    tiny_seg_cfg.flip_average = True
+    first = tmp_path / "r1"
+    list(mt.train_mean_teacher(QATA, None, tiny_amvlm_dir, first, _cfg(), tiny_seg_cfg, labeled_fraction=0.4,
+                               device="cpu", max_steps=1))
+    start = load_segmenter(first)
+    expected = copy.deepcopy(start.unet)
+    ds = ImageTextDataset(QATA, size=start.amvlm.cfg.vision.image_size)
+    images = torch.stack([ds[i]["image"] for i in range(len(ds))])
+    assert len(ds) <= 16  # one batch, then its mirror (the order the training uses)
+    reestimate_batchnorm(expected, iter([images, images.flip(-1)]), blend)
+    done = next(e for e in mt.train_mean_teacher(QATA, None, tiny_amvlm_dir, tmp_path / "r2",
+                                                 _cfg(freeze_bn=True, adapt_bn=blend), None, labeled_fraction=0.4,
+                                                 device="cpu", max_steps=2, init=first) if isinstance(e, DoneEvent))
+    stats = [k for k in expected.state_dict() if k.endswith(("running_mean", "running_var"))]
+    assert stats
+    for k in stats:
+        torch.testing.assert_close(done.state["teacher." + k], expected.state_dict()[k], rtol=1e-4, atol=1e-5)
+    if blend:
+        assert any(not torch.equal(expected.state_dict()[k], start.unet.state_dict()[k]) for k in stats)

@@ -168,12 +168,13 @@ def test_round_recipe_reaches_the_training_command_as_set():
     from napari_amvlm.cli.main import build_parser
 
     s = RetrainSettings(epochs=7, lr=2e-4, lr_floor=2e-6, textmask_lr=1e-5, ema_alpha=0.95, consistency_weight=0.25,
-                        labeled_batch=3, unlabeled_batch=5, max_steps=11, seed=4, freeze_bn=False)
+                        labeled_batch=3, unlabeled_batch=5, max_steps=11, seed=4, freeze_bn=False, adapt_bn=0.5)
     a = build_parser().parse_args(["train", "--data", "d", "--model", "m", "--out", "o", "--labeled-fraction", "1",
                                    *s.train_arguments()])
     assert (a.epochs, a.lr, a.lr_floor, a.textmask_lr, a.ema_alpha, a.consistency_weight) == (7, 2e-4, 2e-6, 1e-5,
                                                                                               0.95, 0.25)
-    assert (a.labeled_batch, a.unlabeled_batch, a.max_steps, a.seed, a.freeze_bn) == (3, 5, 11, 4, False)
+    assert (a.labeled_batch, a.unlabeled_batch, a.max_steps, a.seed, a.freeze_bn, a.adapt_bn) == (3, 5, 11, 4, False,
+                                                                                                   0.5)
     assert (a.schedule, a.bce, a.keep, a.rampup_epochs, a.no_ema_warmup) == ("cosine", "plain", "last", 0, True)
     assert not a.supervised_only
     assert build_parser().parse_args(["train", "--data", "d", "--model", "m", "--out", "o", "--labeled-fraction", "1",
