@@ -21,7 +21,7 @@ from scipy import stats
 
 from napari_amvlm.data.dataset import ImageTextDataset
 from napari_amvlm.evaluation import evaluate
-from napari_amvlm.model.batchnorm import reestimate_batchnorm
+from napari_amvlm.model.batchnorm import image_batches, reestimate_batchnorm
 from napari_amvlm.model.hub import load_segmenter
 
 
@@ -31,19 +31,11 @@ def _sample(ds: ImageTextDataset, limit: int | None, seed: int) -> ImageTextData
     return ds
 
 
-def adapted(seg, ds: ImageTextDataset, blend: float, batch: int = 16):
-    """A copy of ``seg`` whose U-Net statistics are re-estimated over ``ds``'s images and their mirrors (what
-    inference with flip averaging shows it)."""
+def adapted(seg, ds: ImageTextDataset, blend: float):
+    """A copy of ``seg`` whose U-Net statistics are re-estimated over ``ds``'s images (and their mirrors with flip
+    averaging), as ``amvlm train --adapt-bn`` does before training."""
     out = copy.deepcopy(seg).eval()
-    views = (False, True) if seg.cfg.flip_average else (False,)
-
-    def batches():
-        for start in range(0, len(ds), batch):
-            images = torch.stack([ds[i]["image"] for i in range(start, min(start + batch, len(ds)))])
-            for mirror in views:
-                yield images.flip(-1) if mirror else images
-
-    reestimate_batchnorm(out.unet, batches(), blend)
+    reestimate_batchnorm(out.unet, image_batches(ds, seg.cfg.flip_average), blend)
     return out
 
 

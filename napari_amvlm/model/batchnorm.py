@@ -4,7 +4,7 @@ give its own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -43,3 +43,13 @@ def reestimate_batchnorm(module: nn.Module, batches: Iterable[torch.Tensor], ble
                 m.running_mean.mul_(blend).add_(mean, alpha=1.0 - blend)
                 m.running_var.mul_(blend).add_(var, alpha=1.0 - blend)
     return seen
+
+
+def image_batches(ds, mirrored: bool, device: str | torch.device = "cpu", batch: int = 16) -> Iterator[torch.Tensor]:
+    """Every image of the dataset ``ds`` as it is stored (``ds[i]["image"]``, no augmentation), in batches, each
+    followed by its mirror when ``mirrored`` (what a model that averages with the mirror sees)."""
+    for start in range(0, len(ds), batch):
+        images = torch.stack([ds[i]["image"] for i in range(start, min(start + batch, len(ds)))]).to(device)
+        yield images
+        if mirrored:
+            yield images.flip(-1)

@@ -39,7 +39,7 @@ from ..inference.fusion import confidence, pseudo_label
 from ..losses.functional import same_text_targets
 from ..losses.segmentation import segmentation_loss
 from ..losses.text_guided import text_guided_loss
-from ..model.batchnorm import reestimate_batchnorm
+from ..model.batchnorm import image_batches, reestimate_batchnorm
 from ..model.hub import load_model, load_stage2, read_segmenter, save_segmenter
 from ..model.segmenter import TextGuidedSegmenter
 from .checkpoint import RESUME_NAME, load_resume, save_resume
@@ -113,15 +113,6 @@ def _load(ds, ids, transform, g, device):
     b = collate(items)
     images = b["image"].to(device).contiguous(memory_format=torch.channels_last)
     return images, b["mask"].to(device), b["text"], keys
-
-
-def _plain_batches(ds, mirrored: bool, device, batch: int = 16):
-    """Every image of ``ds`` unaugmented, in batches (each followed by its mirror when ``mirrored``)."""
-    for start in range(0, len(ds), batch):
-        images = torch.stack([ds[i]["image"] for i in range(start, min(start + batch, len(ds)))]).to(device)
-        yield images
-        if mirrored:
-            yield images.flip(-1)
 
 
 def _losses(seg, trainable, teacher, frozen, images, masks, texts, keys, n_lab, step, steps_per_epoch, cfg, g):
@@ -232,7 +223,7 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
         seg.unet.load_state_dict(unet_state)
     seg = seg.to(dev)
     if cfg.adapt_bn > 0:
-        reestimate_batchnorm(seg.unet, _plain_batches(ds, seg_cfg.flip_average, dev), cfg.adapt_bn)
+        reestimate_batchnorm(seg.unet, image_batches(ds, seg_cfg.flip_average, dev), cfg.adapt_bn)
     seg.unet.to(memory_format=torch.channels_last)  # ~1.4x faster U-Net steps on CPU (measured), and on GPUs
     teacher = EMATeacher(seg.unet, alpha_max=cfg.ema_alpha, warmup=cfg.ema_warmup)
     trainable = _Trainable(seg)
