@@ -17,17 +17,17 @@ import copy
 
 import numpy as np
 import torch
-from scipy import stats
 
 from napari_amvlm.data.dataset import ImageTextDataset
+from napari_amvlm.data.split import spread_sample
 from napari_amvlm.evaluation import evaluate
+from napari_amvlm.metrics import paired_t_test
 from napari_amvlm.model.batchnorm import image_batches, reestimate_batchnorm
 from napari_amvlm.model.hub import load_segmenter
 
 
 def _sample(ds: ImageTextDataset, limit: int | None, seed: int) -> ImageTextDataset:
-    if limit is not None and limit < len(ds):
-        ds.keep(sorted(np.random.default_rng(seed).choice(len(ds), limit, replace=False).tolist()))
+    ds.keep(spread_sample(range(len(ds)), limit, seed))
     return ds
 
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         for s, ds in scored:
             after = np.array(evaluate(model, ds, mode=a.mode).dice)
             d = after - base[s]
-            p = stats.ttest_rel(after, base[s]).pvalue if np.any(d) else 1.0
+            p = paired_t_test(after, base[s])[1] if len(ds) > 1 else float("nan")
             print(f"| {blend:g} | {s} | {len(ds)} | {100 * base[s].mean():.2f} | {100 * after.mean():.2f} | "
                   f"{100 * d.mean():+.2f} | {p:.2g} |", flush=True)
 
