@@ -222,7 +222,9 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
     if unet_state is not None:
         seg.unet.load_state_dict(unet_state)
     seg = seg.to(dev)
-    if cfg.adapt_bn > 0:
+    resume_path = out / RESUME_NAME
+    resuming = resume and resume_path.is_file()
+    if cfg.adapt_bn > 0 and not resuming:  # a resumed run loads the statistics it had re-estimated
         reestimate_batchnorm(seg.unet, image_batches(ds, seg_cfg.flip_average, dev), cfg.adapt_bn)
     seg.unet.to(memory_format=torch.channels_last)  # ~1.4x faster U-Net steps on CPU (measured), and on GPUs
     teacher = EMATeacher(seg.unet, alpha_max=cfg.ema_alpha, warmup=cfg.ema_warmup)
@@ -237,8 +239,7 @@ def train_mean_teacher(data: str | Path | Sequence, val: str | Path | None, mode
     planned = steps_per_epoch * cfg.epochs
     total = planned if max_steps is None else min(planned, max_steps)
     step, best, spent, clock = 0, -1.0, 0.0, CLOCKS[cfg.budget_clock]
-    resume_path = out / RESUME_NAME
-    if resume and resume_path.is_file():
+    if resuming:
         state, opt_state, meta = load_resume(resume_path)
         trainable.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("student.")})
         teacher.module.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("teacher.")})
